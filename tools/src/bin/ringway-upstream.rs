@@ -1,0 +1,2 @@
+//! Placeholder; replaced by the test and fault upstream.
+fn main() {}
