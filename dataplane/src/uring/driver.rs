@@ -1,0 +1,517 @@
+//! The ring, the slab of in-flight operations and the driver loop.
+//!
+//! ```text
+//!            push SQE (no syscall)           enter(to_submit, 0, GETEVENTS)
+//!  task ───────────────────────────▶ SQ ───────────────────────────────────▶ kernel
+//!   ▲                                                                          │
+//!   └──── wake(slot.waker) ◀── dispatch(user_data = slot index) ◀── CQ ◀───────┘
+//! ```
+//!
+//! The driver loop: one `enter` per pass; a pass that found completions yields to let the
+//! woken tasks run; a pass that found none parks until either the ring's eventfd fires (read
+//! through glommio, so the executor sleeps in one place) or a task pushes a new entry.
+//!
+//! INVARIANT: `user_data` of every entry is a slot index, or [`CANCEL_TAG`] for cancel
+//! requests whose completion carries nothing. A slot is freed only after its final completion.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+
+use super::bufring::{BufRing, RECV_GROUP};
+use super::UringError;
+
+/// `user_data` of cancel requests.
+pub const CANCEL_TAG: u64 = u64::MAX;
+/// iovecs a vectored send can carry.
+pub const MAX_IOV: usize = 16;
+/// A multishot receive that has this many unconsumed completions queued is cancelled until its
+/// owner catches up (per-connection backpressure on the shared buffer pool).
+const MAX_QUEUED_RECV: usize = 8;
+const CHUNK: usize = 64;
+/// `IORING_ENTER_GETEVENTS` (not re-exported by the io-uring crate).
+const IORING_ENTER_GETEVENTS: u32 = 1;
+
+/// Ring and buffer sizes of one worker (from `config::IoConfig`).
+#[derive(Debug, Clone, Copy)]
+pub struct DriverConfig {
+    pub ring_entries: u32,
+    pub recv_buffers: u32,
+    pub recv_buffer_size: u32,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            ring_entries: 1024,
+            recv_buffers: 1024,
+            recv_buffer_size: 16384,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SlotState {
+    Free,
+    Active,
+    /// The future is gone; the slot waits for the final completion to free what it keeps.
+    Orphan,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpKind {
+    Single,
+    RecvMulti,
+    AcceptMulti,
+}
+
+/// One in-flight operation. Fields the kernel reads by address (`ts`, `msg`, `iov`, `addr`)
+/// never move: slots live in boxed chunks.
+pub(crate) struct Slot {
+    pub state: SlotState,
+    pub kind: OpKind,
+    pub waker: Option<Waker>,
+    pub result: Option<(i32, u32)>,
+    pub queue: VecDeque<(i32, u32)>,
+    pub finished: bool,
+    pub cancel_sent: bool,
+    pub kept: Option<Box<dyn Any>>,
+    pub ts: types::Timespec,
+    pub msg: libc::msghdr,
+    pub iov: [libc::iovec; MAX_IOV],
+    pub addr: libc::sockaddr_storage,
+}
+
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            state: SlotState::Free,
+            kind: OpKind::Single,
+            waker: None,
+            result: None,
+            queue: VecDeque::new(),
+            finished: false,
+            cancel_sent: false,
+            kept: None,
+            ts: types::Timespec::new(),
+            // SAFETY: all-zero is a valid msghdr / sockaddr_storage / iovec (null pointers, 0 lengths).
+            msg: unsafe { std::mem::zeroed() },
+            iov: [libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            }; MAX_IOV],
+            // SAFETY: as above.
+            addr: unsafe { std::mem::zeroed() },
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Slots {
+    chunks: Vec<Box<[Slot]>>,
+    free: Vec<u32>,
+    live: u32,
+}
+
+impl Slots {
+    fn alloc(&mut self, kind: OpKind) -> u32 {
+        let idx = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                let base = (self.chunks.len() * CHUNK) as u32;
+                let chunk: Vec<Slot> = (0..CHUNK).map(|_| Slot::new()).collect();
+                self.chunks.push(chunk.into_boxed_slice());
+                self.free.extend((base + 1..base + CHUNK as u32).rev());
+                base
+            }
+        };
+        let s = self.get(idx);
+        s.state = SlotState::Active;
+        s.kind = kind;
+        s.finished = false;
+        s.cancel_sent = false;
+        s.result = None;
+        self.live += 1;
+        idx
+    }
+
+    pub(crate) fn get(&mut self, idx: u32) -> &mut Slot {
+        let i = idx as usize;
+        &mut self.chunks[i / CHUNK][i % CHUNK]
+    }
+
+    /// Frees the slot and returns what it kept, to be dropped by the caller after releasing
+    /// the borrow (dropping it may submit new operations).
+    fn release(&mut self, idx: u32) -> Option<Box<dyn Any>> {
+        let s = self.get(idx);
+        s.state = SlotState::Free;
+        s.waker = None;
+        s.result = None;
+        let kept = s.kept.take();
+        self.free.push(idx);
+        self.live -= 1;
+        kept
+    }
+}
+
+/// One worker's io_uring driver. Field order matters for drop: the ring goes before the
+/// buffer memory it references.
+pub struct Driver {
+    ring: RefCell<IoUring>,
+    slots: RefCell<Slots>,
+    bufs: BufRing,
+    eventfd: OwnedFd,
+    unsubmitted: Cell<bool>,
+    driver_waker: RefCell<Option<Waker>>,
+    buffer_waiters: RefCell<VecDeque<Waker>>,
+    completions: RefCell<Vec<(u64, i32, u32)>>,
+    stopping: Cell<bool>,
+}
+
+impl Driver {
+    /// Creates the ring (SINGLE_ISSUER | DEFER_TASKRUN; must be called on the thread that
+    /// will use it), registers the buffer ring and the eventfd.
+    pub fn new(cfg: DriverConfig) -> Result<Rc<Driver>, UringError> {
+        let ring = IoUring::builder()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_cqsize(cfg.ring_entries.saturating_mul(4))
+            .build(cfg.ring_entries)
+            .map_err(UringError::Setup)?;
+        let bufs = BufRing::new(cfg.recv_buffers, cfg.recv_buffer_size)?;
+        // SAFETY: the ring memory stays mapped until `bufs` drops, which happens after the
+        // io_uring is dropped (field order of Driver).
+        unsafe {
+            ring.submitter().register_buf_ring_with_flags(
+                bufs.ring_addr(),
+                bufs.entries(),
+                RECV_GROUP,
+                0,
+            )
+        }
+        .map_err(UringError::BufRing)?;
+        bufs.provide_all();
+        // SAFETY: plain syscall; the result is checked.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if efd < 0 {
+            return Err(UringError::EventFd(io::Error::last_os_error()));
+        }
+        // SAFETY: efd is a fresh descriptor we own.
+        let eventfd = unsafe { OwnedFd::from_raw_fd(efd) };
+        ring.submitter()
+            .register_eventfd(eventfd.as_raw_fd())
+            .map_err(UringError::EventFd)?;
+        Ok(Rc::new(Driver {
+            ring: RefCell::new(ring),
+            slots: RefCell::new(Slots::default()),
+            bufs,
+            eventfd,
+            unsubmitted: Cell::new(false),
+            driver_waker: RefCell::new(None),
+            buffer_waiters: RefCell::new(VecDeque::new()),
+            completions: RefCell::new(Vec::with_capacity(256)),
+            stopping: Cell::new(false),
+        }))
+    }
+
+    pub(crate) fn bufs(&self) -> &BufRing {
+        &self.bufs
+    }
+
+    pub(crate) fn slots(&self) -> std::cell::RefMut<'_, Slots> {
+        self.slots.borrow_mut()
+    }
+
+    /// Operations whose final completion has not arrived yet.
+    pub fn live_ops(&self) -> u32 {
+        self.slots.borrow().live
+    }
+
+    /// Receive buffers the kernel may fill right now.
+    pub fn free_buffers(&self) -> u32 {
+        self.bufs.available()
+    }
+
+    pub fn buffer_size(&self) -> usize {
+        self.bufs.buf_size()
+    }
+
+    /// Asks the driver loop to end once no operation is in flight.
+    pub fn stop(&self) {
+        self.stopping.set(true);
+        self.wake_driver();
+    }
+
+    fn wake_driver(&self) {
+        if let Some(w) = self.driver_waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    /// Allocates a slot, lets `build` write the entry (and any memory it points to into the
+    /// slot), and queues it. Returns the slot index.
+    ///
+    /// # Safety
+    /// Every pointer in the built entry must stay valid until the operation's final
+    /// completion: it points into the slot, or into memory owned by the op's future (which
+    /// hands it to the slot if dropped early).
+    pub(crate) unsafe fn submit(
+        &self,
+        kind: OpKind,
+        build: impl FnOnce(&mut Slot) -> squeue::Entry,
+    ) -> u32 {
+        let (idx, entry) = {
+            let mut slots = self.slots.borrow_mut();
+            let idx = slots.alloc(kind);
+            let entry = build(slots.get(idx)).user_data(idx as u64);
+            (idx, entry)
+        };
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { self.push(&entry) };
+        idx
+    }
+
+    /// # Safety
+    /// As [`Driver::submit`].
+    unsafe fn push(&self, entry: &squeue::Entry) {
+        let mut ring = self.ring.borrow_mut();
+        loop {
+            // SAFETY: the caller guarantees the entry's memory outlives the operation.
+            if unsafe { ring.submission().push(entry) }.is_ok() {
+                break;
+            }
+            // Submission queue full: hand what is queued to the kernel now.
+            if let Err(e) = ring.submit() {
+                if e.raw_os_error() != Some(libc::EBUSY) && e.raw_os_error() != Some(libc::EINTR) {
+                    tracing::error!(error = %e, "io_uring submit failed");
+                }
+            }
+        }
+        drop(ring);
+        if !self.unsubmitted.replace(true) {
+            self.wake_driver();
+        }
+    }
+
+    /// Requests cancellation of the operation in slot `idx` (its final completion still comes).
+    pub(crate) fn cancel(&self, idx: u32) {
+        {
+            let mut slots = self.slots.borrow_mut();
+            let s = slots.get(idx);
+            if s.cancel_sent {
+                return;
+            }
+            s.cancel_sent = true;
+        }
+        let entry = opcode::AsyncCancel::new(idx as u64)
+            .build()
+            .user_data(CANCEL_TAG);
+        // SAFETY: a cancel entry points to no memory.
+        unsafe { self.push(&entry) };
+    }
+
+    /// The future of slot `idx` is gone: keep `kept` alive until the final completion.
+    pub(crate) fn orphan(&self, idx: u32, kept: Option<Box<dyn Any>>) {
+        let mut slots = self.slots.borrow_mut();
+        let s = slots.get(idx);
+        s.state = SlotState::Orphan;
+        s.waker = None;
+        s.kept = kept;
+    }
+
+    /// Frees a slot whose final completion was consumed by its future.
+    pub(crate) fn release(&self, idx: u32) {
+        let kept = self.slots.borrow_mut().release(idx);
+        drop(kept);
+    }
+
+    /// Wakes one task waiting for a receive buffer.
+    pub(crate) fn buffer_returned(&self) {
+        if let Some(w) = self.buffer_waiters.borrow_mut().pop_front() {
+            w.wake();
+        }
+    }
+
+    /// Gives buffer `bid` back to the kernel and wakes a task waiting for one.
+    pub(crate) fn give_back(&self, bid: u16) {
+        self.bufs.recycle(bid);
+        self.buffer_returned();
+    }
+
+    /// Completes once a receive buffer is available (immediately if one is).
+    pub(crate) async fn buffer_wait(&self) {
+        std::future::poll_fn(|cx| {
+            if self.bufs.available() > 0 {
+                Poll::Ready(())
+            } else {
+                self.buffer_waiters
+                    .borrow_mut()
+                    .push_back(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Submits what is queued and dispatches every completion. Returns the completions seen.
+    pub fn turn(&self) -> usize {
+        {
+            let mut ring = self.ring.borrow_mut();
+            let to_submit = ring.submission().len() as u32;
+            self.unsubmitted.set(false);
+            // SAFETY: GETEVENTS with no argument; the entries' memory is guaranteed by
+            // `submit`'s contract.
+            let r = unsafe {
+                ring.submitter()
+                    .enter::<libc::sigset_t>(to_submit, 0, IORING_ENTER_GETEVENTS, None)
+            };
+            if let Err(e) = r {
+                match e.raw_os_error() {
+                    Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN) => {}
+                    _ => tracing::error!(error = %e, "io_uring enter failed"),
+                }
+            }
+            let mut done = self.completions.borrow_mut();
+            let mut cq = ring.completion();
+            cq.sync();
+            for cqe in &mut cq {
+                done.push((cqe.user_data(), cqe.result(), cqe.flags()));
+            }
+        }
+        let n = self.completions.borrow().len();
+        for i in 0..n {
+            let (ud, res, flags) = self.completions.borrow()[i];
+            self.dispatch(ud, res, flags);
+        }
+        self.completions.borrow_mut().clear();
+        n
+    }
+
+    fn dispatch(&self, ud: u64, res: i32, flags: u32) {
+        if ud == CANCEL_TAG {
+            return;
+        }
+        let idx = ud as u32;
+        let more = cqueue::more(flags);
+        let mut slots = self.slots.borrow_mut();
+        let s = slots.get(idx);
+        match (s.kind, s.state) {
+            (_, SlotState::Free) => {
+                debug_assert!(false, "completion for a free slot");
+            }
+            (OpKind::Single, SlotState::Active) => {
+                s.result = Some((res, flags));
+                if let Some(w) = s.waker.take() {
+                    w.wake();
+                }
+            }
+            (OpKind::Single, SlotState::Orphan) => {
+                let kept = slots.release(idx);
+                drop(slots);
+                drop(kept);
+            }
+            (kind, SlotState::Orphan) => {
+                if kind == OpKind::RecvMulti {
+                    if let Some(bid) = cqueue::buffer_select(flags) {
+                        self.bufs.taken();
+                        self.bufs.recycle(bid);
+                    }
+                } else if kind == OpKind::AcceptMulti && res >= 0 {
+                    // SAFETY: an accepted descriptor nobody will ever see.
+                    unsafe { libc::close(res) };
+                }
+                if !more {
+                    let kept = slots.release(idx);
+                    drop(slots);
+                    drop(kept);
+                }
+            }
+            (kind, SlotState::Active) => {
+                if kind == OpKind::RecvMulti && cqueue::buffer_select(flags).is_some() {
+                    self.bufs.taken();
+                }
+                s.queue.push_back((res, flags));
+                if !more {
+                    s.finished = true;
+                }
+                let throttle =
+                    more && kind == OpKind::RecvMulti && s.queue.len() >= MAX_QUEUED_RECV;
+                if let Some(w) = s.waker.take() {
+                    w.wake();
+                }
+                drop(slots);
+                if throttle {
+                    self.cancel(idx);
+                }
+            }
+        }
+    }
+
+    /// The driver loop; spawn it once per worker, before any operation is awaited.
+    pub async fn run(self: Rc<Self>) {
+        // glommio owns (and closes) a duplicate of the eventfd.
+        // SAFETY: dup of a descriptor we own; checked below.
+        let dup = unsafe { libc::dup(self.eventfd.as_raw_fd()) };
+        if dup < 0 {
+            tracing::error!("cannot dup the driver eventfd; driver stops");
+            return;
+        }
+        // SAFETY: `dup` is a fresh descriptor handed over to glommio.
+        let efd = Rc::new(unsafe { <glommio::io::BufferedFile as FromRawFd>::from_raw_fd(dup) });
+        let mut park: Option<Pin<Box<dyn Future<Output = ()>>>> = None;
+        loop {
+            let n = self.turn();
+            if self.stopping.get() && self.live_ops() == 0 {
+                break;
+            }
+            if n > 0 {
+                futures_lite::future::yield_now().await;
+                continue;
+            }
+            if park.is_none() {
+                let f = efd.clone();
+                park = Some(Box::pin(async move {
+                    let _ = f.read_at(0, 8).await;
+                }));
+            }
+            if let Some(p) = park.as_mut() {
+                if (Park {
+                    driver: &self,
+                    efd: p,
+                })
+                .await
+                {
+                    park = None;
+                }
+            }
+        }
+    }
+}
+
+/// Resolves `true` when the eventfd read completed, `false` when a task queued new entries.
+struct Park<'a> {
+    driver: &'a Driver,
+    efd: &'a mut Pin<Box<dyn Future<Output = ()>>>,
+}
+
+impl Future for Park<'_> {
+    type Output = bool;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        if self.driver.unsubmitted.get() || self.driver.stopping.get() {
+            return Poll::Ready(false);
+        }
+        *self.driver.driver_waker.borrow_mut() = Some(cx.waker().clone());
+        match self.efd.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(true),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! Sockets over the driver: [`Accept`] (multishot accept), [`Conn`] (multishot receive into
+//! the buffer ring, sends of owned buffers, vectored sends), [`connect`], and the timer
+//! helpers [`sleep`] / [`timeout`] built on `IORING_OP_TIMEOUT`.
+//!
+//! Invariants: a `Conn` owns its descriptor; dropping it shuts the socket down (so an armed
+//! multishot receive completes and the peer sees the close), cancels the receive and closes
+//! the descriptor. Short sends are resumed until everything is sent or an error occurs.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{IntoRawFd, RawFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+use io_uring::{cqueue, opcode, types};
+
+use super::bufring::{RecvBuf, RECV_GROUP};
+use super::driver::{Driver, OpKind, MAX_IOV};
+use super::op::{MultiOp, Op};
+
+fn errno(res: i32) -> io::Error {
+    io::Error::from_raw_os_error(-res)
+}
+
+/// Memory a vectored send reads from.
+///
+/// # Safety
+/// The implementor guarantees that the memory described by `fill` is owned by `self`, is not
+/// mutated while `self` is borrowed, and does not move when `self` is moved (heap memory,
+/// receive buffers).
+pub unsafe trait IoVecs: 'static {
+    /// Writes up to `out.len()` iovecs describing the bytes to send, skipping the first
+    /// `skip` bytes; returns how many were written.
+    fn fill(&self, skip: usize, out: &mut [libc::iovec]) -> usize;
+    /// Total bytes to send.
+    fn total(&self) -> usize;
+}
+
+// SAFETY: a Vec's bytes live on the heap and do not move when the Vec moves.
+unsafe impl IoVecs for Vec<u8> {
+    fn fill(&self, skip: usize, out: &mut [libc::iovec]) -> usize {
+        fill_from_slice(self, skip, out)
+    }
+    fn total(&self) -> usize {
+        self.len()
+    }
+}
+
+// SAFETY: a receive buffer's bytes live in the buffer ring's memory, which never moves.
+unsafe impl IoVecs for RecvBuf {
+    fn fill(&self, skip: usize, out: &mut [libc::iovec]) -> usize {
+        fill_from_slice(self.bytes(), skip, out)
+    }
+    fn total(&self) -> usize {
+        self.len()
+    }
+}
+
+// SAFETY: static bytes never move.
+unsafe impl IoVecs for &'static [u8] {
+    fn fill(&self, skip: usize, out: &mut [libc::iovec]) -> usize {
+        fill_from_slice(self, skip, out)
+    }
+    fn total(&self) -> usize {
+        self.len()
+    }
+}
+
+/// One iovec for the bytes of `s` after `skip`.
+pub fn fill_from_slice(s: &[u8], skip: usize, out: &mut [libc::iovec]) -> usize {
+    match (s.get(skip..), out.first_mut()) {
+        (Some(rest), Some(slot)) if !rest.is_empty() => {
+            *slot = libc::iovec {
+                iov_base: rest.as_ptr() as *mut libc::c_void,
+                iov_len: rest.len(),
+            };
+            1
+        }
+        _ => 0,
+    }
+}
+
+/// Sends everything `bufs` describes with `sendmsg`, resuming short sends. Returns the buffers.
+pub async fn send_all<T: IoVecs>(driver: &Rc<Driver>, fd: RawFd, bufs: T) -> (io::Result<()>, T) {
+    let total = bufs.total();
+    let mut sent = 0usize;
+    let mut bufs = bufs;
+    while sent < total {
+        let skip = sent;
+        // SAFETY: the entry points at the slot's msghdr/iovecs, which point into memory owned
+        // by `bufs` (IoVecs contract); `bufs` moves into the Op, which keeps it until the
+        // final completion (or hands it to the slot when dropped).
+        let op = unsafe {
+            let idx = driver.submit(OpKind::Single, |slot| {
+                let n = bufs.fill(skip, &mut slot.iov[..MAX_IOV]);
+                slot.msg = std::mem::zeroed();
+                slot.msg.msg_iov = slot.iov.as_mut_ptr();
+                slot.msg.msg_iovlen = n as _;
+                opcode::SendMsg::new(types::Fd(fd), &slot.msg)
+                    .flags(libc::MSG_NOSIGNAL as u32)
+                    .build()
+            });
+            Op::new(driver.clone(), idx, bufs)
+        };
+        let c = op.await;
+        bufs = c.data;
+        if c.res < 0 {
+            if c.res == -libc::EINTR || c.res == -libc::EAGAIN {
+                continue;
+            }
+            return (Err(errno(c.res)), bufs);
+        }
+        if c.res == 0 {
+            return (Err(io::ErrorKind::WriteZero.into()), bufs);
+        }
+        sent += c.res as usize;
+    }
+    (Ok(()), bufs)
+}
+
+/// A connected TCP socket driven by the ring.
+pub struct Conn {
+    driver: Rc<Driver>,
+    fd: RawFd,
+    recv: Option<MultiOp>,
+    eof: bool,
+}
+
+impl Conn {
+    /// Takes ownership of a connected, non-blocking socket.
+    pub fn from_fd(driver: Rc<Driver>, fd: RawFd) -> Conn {
+        Conn {
+            driver,
+            fd,
+            recv: None,
+            eof: false,
+        }
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    pub fn driver(&self) -> &Rc<Driver> {
+        &self.driver
+    }
+
+    /// Whether the peer has closed its sending side (a receive returned end of stream).
+    pub fn is_eof(&self) -> bool {
+        self.eof
+    }
+
+    fn arm(&mut self) {
+        let fd = self.fd;
+        // SAFETY: the entry points to no memory; buffers come from the registered ring.
+        let idx = unsafe {
+            self.driver.submit(OpKind::RecvMulti, |_| {
+                opcode::RecvMulti::new(types::Fd(fd), RECV_GROUP).build()
+            })
+        };
+        self.recv = Some(MultiOp::new(self.driver.clone(), idx, OpKind::RecvMulti));
+    }
+
+    /// Starts receiving in the background (data is queued until `recv` is called).
+    pub fn start_recv(&mut self) {
+        if self.recv.is_none() && !self.eof {
+            self.arm();
+        }
+    }
+
+    /// True when received data (or end of stream / an error) is already waiting.
+    pub fn has_pending(&self) -> bool {
+        match &self.recv {
+            Some(m) => m.has_queued(),
+            None => false,
+        }
+    }
+
+    /// Next received bytes; `Ok(None)` at end of stream.
+    pub async fn recv(&mut self) -> io::Result<Option<RecvBuf>> {
+        loop {
+            if self.eof {
+                return Ok(None);
+            }
+            if self.recv.is_none() {
+                self.arm();
+            }
+            let next = match self.recv.as_mut() {
+                Some(m) => m.next().await,
+                None => None,
+            };
+            match next {
+                None => {
+                    // Multishot ended (throttled or kernel-terminated): re-arm.
+                    self.recv = None;
+                }
+                Some((res, flags)) => {
+                    let bid = cqueue::buffer_select(flags);
+                    if res > 0 {
+                        if let Some(bid) = bid {
+                            return Ok(Some(RecvBuf::new(self.driver.clone(), bid, res as u32)));
+                        }
+                        return Err(io::Error::other("receive completed without a buffer"));
+                    }
+                    if let Some(bid) = bid {
+                        self.driver.give_back(bid);
+                    }
+                    if res == 0 {
+                        self.eof = true;
+                        self.recv = None;
+                        return Ok(None);
+                    }
+                    if res == -libc::ENOBUFS {
+                        // Pool exhausted: wait until some buffer comes back, then re-arm.
+                        self.recv = None;
+                        self.driver.buffer_wait().await;
+                        continue;
+                    }
+                    if res == -libc::ECANCELED || res == -libc::EINTR {
+                        continue;
+                    }
+                    return Err(errno(res));
+                }
+            }
+        }
+    }
+
+    /// Sends all of `bufs`; returns them back.
+    pub async fn send_all<T: IoVecs>(&self, bufs: T) -> (io::Result<()>, T) {
+        send_all(&self.driver, self.fd, bufs).await
+    }
+
+    /// Shuts both directions down (the peer sees the close; an armed receive completes).
+    pub fn shutdown(&self) {
+        // SAFETY: plain syscall on a descriptor we own.
+        unsafe { libc::shutdown(self.fd, libc::SHUT_RDWR) };
+    }
+
+    /// Shuts down our sending side only.
+    pub fn shutdown_write(&self) {
+        // SAFETY: plain syscall on a descriptor we own.
+        unsafe { libc::shutdown(self.fd, libc::SHUT_WR) };
+    }
+
+    /// Resets the connection on close (SO_LINGER 0) instead of a graceful FIN.
+    pub fn set_reset_on_close(&self) {
+        let l = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt with a correctly sized linger struct.
+        unsafe {
+            libc::setsockopt(
+                self.fd,
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                &l as *const libc::linger as *const libc::c_void,
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.recv = None; // cancels an armed receive (its slot keeps nothing)
+                          // SAFETY: we own the descriptor; in-flight operations hold their own file reference.
+        unsafe {
+            libc::shutdown(self.fd, libc::SHUT_RDWR);
+            libc::close(self.fd);
+        }
+    }
+}
+
+/// A multishot accept on a listening socket (which stays owned by the caller).
+pub struct Accept {
+    driver: Rc<Driver>,
+    fd: RawFd,
+    op: Option<MultiOp>,
+}
+
+impl Accept {
+    pub fn new(driver: Rc<Driver>, listener_fd: RawFd) -> Accept {
+        Accept {
+            driver,
+            fd: listener_fd,
+            op: None,
+        }
+    }
+
+    /// The next accepted connection's descriptor (non-blocking, close-on-exec).
+    pub async fn accept(&mut self) -> io::Result<RawFd> {
+        loop {
+            if self.op.is_none() {
+                let fd = self.fd;
+                // SAFETY: multishot accept without address output points to no memory.
+                let idx = unsafe {
+                    self.driver.submit(OpKind::AcceptMulti, |_| {
+                        opcode::AcceptMulti::new(types::Fd(fd))
+                            .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+                            .build()
+                    })
+                };
+                self.op = Some(MultiOp::new(self.driver.clone(), idx, OpKind::AcceptMulti));
+            }
+            let next = match self.op.as_mut() {
+                Some(m) => m.next().await,
+                None => None,
+            };
+            match next {
+                None => self.op = None,
+                Some((res, _)) if res >= 0 => return Ok(res),
+                Some((res, _)) => return Err(errno(res)),
+            }
+        }
+    }
+}
+
+/// Opens a TCP connection to `addr` (TCP_NODELAY set).
+pub async fn connect(driver: &Rc<Driver>, addr: SocketAddr) -> io::Result<Conn> {
+    let domain = socket2::Domain::for_address(addr);
+    let sock = socket2::Socket::new(
+        domain,
+        socket2::Type::STREAM.nonblocking().cloexec(),
+        Some(socket2::Protocol::TCP),
+    )?;
+    sock.set_nodelay(true)?;
+    let fd = sock.into_raw_fd();
+    let conn = Conn::from_fd(driver.clone(), fd);
+    let sa = socket2::SockAddr::from(addr);
+    // SAFETY: the sockaddr is copied into the slot, whose address is stable until the final
+    // completion.
+    let op = unsafe {
+        let idx = driver.submit(OpKind::Single, |slot| {
+            std::ptr::copy_nonoverlapping(
+                sa.as_ptr() as *const u8,
+                &mut slot.addr as *mut libc::sockaddr_storage as *mut u8,
+                sa.len() as usize,
+            );
+            opcode::Connect::new(
+                types::Fd(fd),
+                &slot.addr as *const libc::sockaddr_storage as *const libc::sockaddr,
+                sa.len(),
+            )
+            .build()
+        });
+        Op::new(driver.clone(), idx, ())
+    };
+    let c = op.await;
+    if c.res < 0 {
+        return Err(errno(c.res));
+    }
+    Ok(conn)
+}
+
+/// Completes after `dur` (an `IORING_OP_TIMEOUT` on the worker's ring).
+pub async fn sleep(driver: &Rc<Driver>, dur: Duration) {
+    // SAFETY: the timespec lives in the slot, stable until the final completion.
+    let op = unsafe {
+        let idx = driver.submit(OpKind::Single, |slot| {
+            slot.ts = types::Timespec::new()
+                .sec(dur.as_secs())
+                .nsec(dur.subsec_nanos());
+            opcode::Timeout::new(&slot.ts).build()
+        });
+        Op::new(driver.clone(), idx, ())
+    };
+    let _ = op.await;
+}
+
+/// The deadline passed before the operation completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("timed out")]
+pub struct Elapsed;
+
+/// Runs `fut` with a deadline; the loser is dropped (its ring operations cancelled).
+pub async fn timeout<F: Future>(
+    driver: &Rc<Driver>,
+    dur: Duration,
+    fut: F,
+) -> Result<F::Output, Elapsed> {
+    futures_lite::future::or(async { Ok(fut.await) }, async {
+        sleep(driver, dur).await;
+        Err(Elapsed)
+    })
+    .await
+}

@@ -1,0 +1,241 @@
+//! Driver tests against real sockets: echo, buffer-ring exhaustion, short sends, peer reset,
+//! cancellation without descriptor or buffer leaks, timers.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::IntoRawFd;
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::*;
+
+/// Runs `body` on a fresh glommio executor with a driver of the given sizes.
+pub(crate) fn with_driver<F, Fut>(cfg: DriverConfig, body: F)
+where
+    F: FnOnce(Rc<Driver>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .io_memory(512 << 10)
+        .spawn(move || async move {
+            let driver = Driver::new(cfg).expect("driver");
+            glommio::spawn_local(driver.clone().run()).detach();
+            body(driver.clone()).await;
+            driver.stop();
+        })
+        .expect("executor")
+        .join()
+        .expect("join");
+}
+
+fn listener() -> (std::os::fd::RawFd, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let addr = l.local_addr().unwrap();
+    (l.into_raw_fd(), addr)
+}
+
+fn close_fd(fd: std::os::fd::RawFd) {
+    // SAFETY: the test owns this listening descriptor and closes it once.
+    unsafe { libc::close(fd) };
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn echoes_bytes_through_accept_recv_send() {
+    let (lfd, addr) = listener();
+    let client = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"hello ring").unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        got
+    });
+    with_driver(DriverConfig::default(), move |d| async move {
+        let mut acc = Accept::new(d.clone(), lfd);
+        let fd = acc.accept().await.unwrap();
+        let mut conn = Conn::from_fd(d.clone(), fd);
+        while let Some(buf) = conn.recv().await.unwrap() {
+            let (r, _) = conn.send_all(buf).await;
+            r.unwrap();
+        }
+        drop(conn);
+        close_fd(lfd);
+    });
+    assert_eq!(client.join().unwrap(), b"hello ring");
+}
+
+#[test]
+fn survives_buffer_ring_exhaustion_without_losing_bytes() {
+    // 16 buffers of 1 KiB; the server holds received buffers until 64 KiB have arrived.
+    let cfg = DriverConfig {
+        ring_entries: 64,
+        recv_buffers: 16,
+        recv_buffer_size: 1024,
+    };
+    let (lfd, addr) = listener();
+    let payload: Vec<u8> = (0..256 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+    let expect = payload.clone();
+    let client = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(&payload).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    with_driver(cfg, move |d| async move {
+        let mut acc = Accept::new(d.clone(), lfd);
+        let fd = acc.accept().await.unwrap();
+        let mut conn = Conn::from_fd(d.clone(), fd);
+        let mut got = Vec::new();
+        let mut held = Vec::new();
+        while let Some(buf) = conn.recv().await.unwrap() {
+            got.extend_from_slice(buf.bytes());
+            held.push(buf);
+            if held.len() >= 12 {
+                held.clear(); // give them all back at once
+            }
+        }
+        drop(held);
+        assert_eq!(got.len(), expect.len());
+        assert!(got == expect, "bytes differ");
+        assert_eq!(d.free_buffers(), 16, "every buffer returned to the ring");
+        close_fd(lfd);
+    });
+    client.join().unwrap();
+}
+
+#[test]
+fn resumes_short_sends_of_a_large_buffer() {
+    let (lfd, addr) = listener();
+    let client = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        // Read slowly at first so the socket buffer fills and sends come back short.
+        std::thread::sleep(Duration::from_millis(200));
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        got
+    });
+    let big: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    let expect = big.clone();
+    with_driver(DriverConfig::default(), move |d| async move {
+        let mut acc = Accept::new(d.clone(), lfd);
+        let fd = acc.accept().await.unwrap();
+        let conn = Conn::from_fd(d.clone(), fd);
+        let (r, back) = conn.send_all(big).await;
+        r.unwrap();
+        assert_eq!(back.len(), 8 * 1024 * 1024);
+        drop(conn);
+        close_fd(lfd);
+    });
+    let got = client.join().unwrap();
+    assert_eq!(got.len(), expect.len());
+    assert!(got == expect);
+}
+
+#[test]
+fn reports_peer_reset() {
+    let (lfd, addr) = listener();
+    let client = std::thread::spawn(move || {
+        let s = socket2::Socket::from(TcpStream::connect(addr).unwrap());
+        (&s).write_all(b"x").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        s.set_linger(Some(Duration::ZERO)).unwrap();
+        drop(s);
+    });
+    with_driver(DriverConfig::default(), move |d| async move {
+        let mut acc = Accept::new(d.clone(), lfd);
+        let fd = acc.accept().await.unwrap();
+        let mut conn = Conn::from_fd(d.clone(), fd);
+        let first = conn.recv().await.unwrap().unwrap();
+        assert_eq!(first.bytes(), b"x");
+        drop(first);
+        let err = conn.recv().await.unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ECONNRESET));
+        close_fd(lfd);
+    });
+    client.join().unwrap();
+}
+
+#[test]
+fn cancelled_operations_leak_no_descriptor_slot_or_buffer() {
+    let (lfd, addr) = listener();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let client = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for _ in 0..50 {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(&[7u8; 3000]).unwrap();
+            held.push(s);
+        }
+        while !stop2.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    with_driver(DriverConfig::default(), move |d| async move {
+        let before = open_fds();
+        let mut acc = Accept::new(d.clone(), lfd);
+        for i in 0..50 {
+            let fd = acc.accept().await.unwrap();
+            let mut conn = Conn::from_fd(d.clone(), fd);
+            if i % 2 == 0 {
+                // Hold a buffer, then drop the connection with a receive armed.
+                let b = conn.recv().await.unwrap().unwrap();
+                assert!(!b.is_empty());
+                drop(conn);
+                drop(b);
+            } else {
+                // Cancel a send mid-flight by a deadline of zero, then drop everything.
+                let big = vec![1u8; 4 << 20];
+                let r = timeout(&d, Duration::from_millis(1), conn.send_all(big)).await;
+                let _ = r;
+                drop(conn);
+            }
+        }
+        // Cancel a pending accept and a pending sleep.
+        let r = timeout(&d, Duration::from_millis(20), acc.accept()).await;
+        assert!(r.is_err());
+        drop(acc);
+        let r = timeout(
+            &d,
+            Duration::from_millis(5),
+            sleep(&d, Duration::from_secs(60)),
+        )
+        .await;
+        assert!(r.is_err());
+        // Let the final completions arrive.
+        for _ in 0..100 {
+            if d.live_ops() == 0 {
+                break;
+            }
+            sleep(&d, Duration::from_millis(10)).await;
+        }
+        assert_eq!(d.live_ops(), 0, "every slot freed");
+        assert_eq!(d.free_buffers(), 1024, "every buffer returned");
+        assert!(open_fds() <= before, "no descriptor leaked");
+        close_fd(lfd);
+    });
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    client.join().unwrap();
+}
+
+#[test]
+fn connect_refused_and_timers() {
+    // A port with nothing listening.
+    let addr = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    with_driver(DriverConfig::default(), move |d| async move {
+        let err = connect(&d, addr).await.err().expect("refused");
+        assert_eq!(err.raw_os_error(), Some(libc::ECONNREFUSED));
+        let t = std::time::Instant::now();
+        sleep(&d, Duration::from_millis(30)).await;
+        assert!(t.elapsed() >= Duration::from_millis(25));
+        let r = timeout(&d, Duration::from_millis(200), async { 5 }).await;
+        assert_eq!(r, Ok(5));
+    });
+}
