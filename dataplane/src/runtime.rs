@@ -1,0 +1,231 @@
+//! The process runtime: preflight checks, one glommio executor per worker (pinned while
+//! workers ≤ cores), per-worker listeners bound with SO_REUSEPORT, the admin executor, and the
+//! control plane (readiness, scrapes, drain, reload) between them.
+//!
+//! Invariants: a worker's state ([`worker::Worker`]) lives on its own thread only; threads
+//! share only [`Shared`] (atomics read off the hot path) and control messages over channels.
+//! All sockets are bound before any worker starts, so a port in use fails the start.
+
+pub mod preflight;
+pub mod worker;
+
+use std::net::SocketAddr;
+use std::os::fd::{IntoRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::telemetry::MetricsSnapshot;
+
+pub use preflight::preflight;
+
+/// Why the runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Uring(#[from] crate::uring::UringError),
+    #[error("cannot bind {what} {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start worker executor: {0}")]
+    Executor(String),
+    #[error("locked-memory limit (ulimit -l) is {have} KiB but {need} KiB are needed for {workers} workers; raise it or lower --workers")]
+    MemLock { have: u64, need: u64, workers: usize },
+    #[error("worker {0} failed to start: {1}")]
+    Worker(usize, String),
+}
+
+/// State every thread may read: readiness and drain flags, per-worker gauges.
+#[derive(Debug)]
+pub struct Shared {
+    pub workers: usize,
+    pub ready_workers: AtomicUsize,
+    pub draining: AtomicBool,
+    /// Open downstream connections per worker (each on its own cache line would be better;
+    /// written once per connection, not per request).
+    pub active: Vec<AtomicUsize>,
+    pub stopped_workers: AtomicUsize,
+}
+
+impl Shared {
+    pub fn ready(&self) -> bool {
+        self.ready_workers.load(Ordering::Acquire) == self.workers
+            && !self.draining.load(Ordering::Acquire)
+    }
+    pub fn active_connections(&self) -> usize {
+        self.active.iter().map(|a| a.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// Messages from the control thread / admin executor to a worker.
+pub enum Control {
+    /// Reply with this worker's metrics.
+    Scrape(flume::Sender<MetricsSnapshot>),
+    /// Swap to a new validated configuration (new connections use it).
+    Reload(Arc<Config>),
+    /// Stop accepting; close idle keep-alive connections; finish in-flight requests.
+    Drain,
+    /// Exit now.
+    Stop,
+}
+
+/// A listening socket per (worker, listener), bound before the workers start.
+pub fn bind_listener(addr: SocketAddr) -> std::io::Result<RawFd> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    sock.set_reuse_address(true)?;
+    sock.set_reuse_port(true)?;
+    sock.set_nodelay(true)?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    sock.bind(&addr.into())?;
+    sock.listen(4096)?;
+    Ok(sock.into_raw_fd())
+}
+
+/// How many workers to run: the config's, overridden by `--workers`, else all cores.
+pub fn worker_count(config: &Config, cli: Option<usize>) -> usize {
+    cli.or(config.runtime.workers)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1)
+}
+
+/// A running proxy: worker threads, the admin thread, and the channels to steer them.
+pub struct Running {
+    pub shared: Arc<Shared>,
+    pub controls: Vec<flume::Sender<Control>>,
+    threads: Vec<glommio::ExecutorJoinHandle<()>>,
+    admin: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Sends `msg` built per worker to every worker.
+    pub fn broadcast(&self, mut msg: impl FnMut() -> Control) {
+        for c in &self.controls {
+            let _ = c.send(msg());
+        }
+    }
+
+    /// Graceful drain: stop accepting, wait for connections to finish (bounded), then stop.
+    pub fn drain(self, timeout: Duration) -> usize {
+        self.shared.draining.store(true, Ordering::Release);
+        self.broadcast(|| Control::Drain);
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline && self.shared.active_connections() > 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let left = self.shared.active_connections();
+        self.stop();
+        left
+    }
+
+    pub fn stop(self) {
+        self.broadcast(|| Control::Stop);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        drop(self.admin);
+    }
+}
+
+/// Binds everything, starts the workers and the admin executor, waits until every worker is
+/// serving (or one failed).
+pub fn start(config: Arc<Config>, workers: usize) -> Result<Running, RuntimeError> {
+    preflight::check_memlock(workers)?;
+    // Bind every listener once per worker up front: a port in use fails here.
+    let mut fds: Vec<Vec<RawFd>> = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let mut per = Vec::new();
+        for l in &config.listeners {
+            let fd = bind_listener(l.bind).map_err(|source| RuntimeError::Bind {
+                what: "listener",
+                addr: l.bind,
+                source,
+            })?;
+            per.push(fd);
+        }
+        fds.push(per);
+    }
+    let admin_listener = match &config.admin {
+        Some(a) => Some(
+            std::net::TcpListener::bind(a.bind).map_err(|source| RuntimeError::Bind {
+                what: "admin",
+                addr: a.bind,
+                source,
+            })?,
+        ),
+        None => None,
+    };
+    let shared = Arc::new(Shared {
+        workers,
+        ready_workers: AtomicUsize::new(0),
+        draining: AtomicBool::new(false),
+        active: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
+        stopped_workers: AtomicUsize::new(0),
+    });
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (fail_tx, fail_rx) = flume::unbounded::<(usize, String)>();
+    let mut controls = Vec::new();
+    let mut threads = Vec::new();
+    for (id, listener_fds) in fds.into_iter().enumerate() {
+        let (tx, rx) = flume::unbounded();
+        controls.push(tx);
+        let placement = if workers <= cores {
+            glommio::Placement::Fixed(id)
+        } else {
+            glommio::Placement::Unbound
+        };
+        let cfg = config.clone();
+        let sh = shared.clone();
+        let fail = fail_tx.clone();
+        let handle = glommio::LocalExecutorBuilder::new(placement)
+            .name(&format!("ringway-w{id}"))
+            .io_memory(preflight::GLOMMIO_IO_MEMORY)
+            .ring_depth(128)
+            .spawn(move || async move {
+                if let Err(e) = worker::run(id, cfg, listener_fds, sh, rx).await {
+                    let _ = fail.send((id, e));
+                }
+            })
+            .map_err(|e| RuntimeError::Executor(e.to_string()))?;
+        threads.push(handle);
+    }
+    drop(fail_tx);
+    // Wait for readiness or the first failure.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shared.ready_workers.load(Ordering::Acquire) < workers {
+        if let Ok((id, e)) = fail_rx.recv_timeout(Duration::from_millis(5)) {
+            for c in &controls {
+                let _ = c.send(Control::Stop);
+            }
+            return Err(RuntimeError::Worker(id, e));
+        }
+        if Instant::now() > deadline {
+            return Err(RuntimeError::Worker(0, "did not become ready in 10s".into()));
+        }
+    }
+    let admin = match admin_listener {
+        Some(l) => Some(crate::admin_glue::spawn(
+            l,
+            shared.clone(),
+            controls.clone(),
+            config.clone(),
+        )?),
+        None => None,
+    };
+    Ok(Running {
+        shared,
+        controls,
+        threads,
+        admin,
+    })
+}
