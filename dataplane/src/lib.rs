@@ -6,5 +6,7 @@
 //! `runtime` builds the workers; `telemetry` and `admin` observe them; `config` feeds them.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod cluster;
 pub mod config;
+pub mod route;
 pub mod uring;
