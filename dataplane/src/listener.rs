@@ -1,0 +1,57 @@
+//! Per-worker accept loops: multishot accept on the worker's own SO_REUSEPORT socket, the
+//! connection limit, and one task per accepted connection.
+//!
+//! INVARIANT: every accepted descriptor is either handed to a connection task (which owns
+//! and closes it) or closed here.
+
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::runtime::worker::Worker;
+use crate::uring::{sleep, Accept, Conn};
+
+fn peer_addr(fd: RawFd) -> Option<SocketAddr> {
+    // SAFETY: the descriptor is a connected socket we own; the borrow ends before it closes.
+    let sock = std::mem::ManuallyDrop::new(unsafe {
+        <socket2::Socket as std::os::fd::FromRawFd>::from_raw_fd(fd)
+    });
+    sock.peer_addr().ok().and_then(|a| a.as_socket())
+}
+
+/// Accepts on `fd` until the task is dropped.
+pub async fn accept_loop(w: Rc<Worker>, listener: usize, fd: RawFd) {
+    let mut acc = Accept::new(w.driver.clone(), fd);
+    let mut warned = false;
+    loop {
+        match acc.accept().await {
+            Ok(cfd) => {
+                warned = false;
+                let view = w.view();
+                let max = view
+                    .config
+                    .listeners
+                    .get(listener)
+                    .map_or(usize::MAX, |l| l.limits.max_connections);
+                if w.shared.active_connections() >= max {
+                    w.metrics.proxy_error(crate::telemetry::ErrorKind::Overloaded);
+                    // SAFETY: a descriptor we just accepted and nobody else has seen.
+                    unsafe { libc::close(cfd) };
+                    continue;
+                }
+                let peer = peer_addr(cfd).unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+                let conn = Conn::from_fd(w.driver.clone(), cfd);
+                glommio::spawn_local(crate::proxy::serve(w.clone(), listener, conn, peer)).detach();
+            }
+            Err(e) => {
+                // EMFILE/ENFILE/ENOMEM: back off instead of spinning; the backlog holds clients.
+                if !warned {
+                    tracing::warn!(error = %e, "accept failed; backing off");
+                    warned = true;
+                }
+                sleep(&w.driver, Duration::from_millis(50)).await;
+            }
+        }
+    }
+}

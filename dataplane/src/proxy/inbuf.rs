@@ -1,0 +1,159 @@
+//! Received bytes of one side of a connection, and the send payloads built over them.
+//!
+//! [`InBuf`] holds the unconsumed bytes: normally a window into one receive buffer of the
+//! ring (zero copy); only when a head spans several receive buffers are the bytes gathered
+//! into a per-connection `Vec` (copied once, capacity kept for later requests).
+//! [`HeadOut`] and [`Window`] implement `IoVecs` so a head (original bytes plus added lines)
+//! and body bytes go out in one `sendmsg` straight from those buffers.
+
+use crate::http::Segment;
+use crate::uring::{IoVecs, RecvBuf};
+
+/// Unconsumed received bytes. INVARIANT: when `use_acc` is false, `acc` holds no live data.
+#[derive(Default)]
+pub struct InBuf {
+    ring: Option<RecvBuf>,
+    acc: Vec<u8>,
+    use_acc: bool,
+}
+
+impl InBuf {
+    pub fn bytes(&self) -> &[u8] {
+        if self.use_acc {
+            &self.acc
+        } else {
+            self.ring.as_ref().map_or(&[], |r| r.bytes())
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends newly received bytes (copies only if bytes were already pending).
+    pub fn push(&mut self, new: RecvBuf) {
+        if !self.use_acc {
+            match self.ring.take() {
+                None => {
+                    self.ring = Some(new);
+                    return;
+                }
+                Some(old) if old.is_empty() => {
+                    self.ring = Some(new);
+                    return;
+                }
+                Some(old) => {
+                    self.acc.clear();
+                    self.acc.extend_from_slice(old.bytes());
+                    self.use_acc = true;
+                }
+            }
+        }
+        self.acc.extend_from_slice(new.bytes());
+    }
+
+    /// Drops the first `n` bytes.
+    pub fn consume(&mut self, n: usize) {
+        if self.use_acc {
+            let n = n.min(self.acc.len());
+            self.acc.drain(..n);
+            if self.acc.is_empty() {
+                self.use_acc = false;
+            }
+        } else if let Some(r) = self.ring.as_mut() {
+            r.advance(n);
+            if r.is_empty() {
+                self.ring = None;
+            }
+        }
+    }
+
+    /// Drops everything (returns the receive buffer to the ring).
+    pub fn clear(&mut self) {
+        self.ring = None;
+        self.acc.clear();
+        self.use_acc = false;
+    }
+}
+
+/// A head to send: segments over `inb` and `added`, then `tail` more bytes of `inb` starting
+/// at `tail_at` (body bytes that arrived with the head).
+pub struct HeadOut {
+    pub inb: InBuf,
+    pub added: Vec<u8>,
+    pub segs: Vec<Segment>,
+    pub tail_at: usize,
+    pub tail: usize,
+}
+
+impl HeadOut {
+    fn pieces(&self) -> impl Iterator<Item = &[u8]> {
+        let orig = self.inb.bytes();
+        let added = &self.added[..];
+        let tail = orig
+            .get(self.tail_at..self.tail_at + self.tail)
+            .unwrap_or(&[]);
+        self.segs
+            .iter()
+            .map(move |s| s.bytes(orig, added))
+            .chain(std::iter::once(tail))
+    }
+}
+
+fn fill_pieces<'a>(
+    pieces: impl Iterator<Item = &'a [u8]>,
+    mut skip: usize,
+    out: &mut [libc::iovec],
+) -> usize {
+    let mut n = 0;
+    for p in pieces {
+        if n == out.len() {
+            break;
+        }
+        if skip >= p.len() {
+            skip -= p.len();
+            continue;
+        }
+        let rest = &p[skip..];
+        skip = 0;
+        out[n] = libc::iovec {
+            iov_base: rest.as_ptr() as *mut libc::c_void,
+            iov_len: rest.len(),
+        };
+        n += 1;
+    }
+    n
+}
+
+// SAFETY: every piece points into the receive buffer ring, the accumulator Vec's heap memory
+// or `added`'s heap memory, all owned by `self` and none of which moves when `self` moves.
+unsafe impl IoVecs for HeadOut {
+    fn fill(&self, skip: usize, out: &mut [libc::iovec]) -> usize {
+        fill_pieces(self.pieces(), skip, out)
+    }
+    fn total(&self) -> usize {
+        self.pieces().map(|p| p.len()).sum()
+    }
+}
+
+/// The first `len` bytes of an `InBuf`.
+pub struct Window {
+    pub inb: InBuf,
+    pub len: usize,
+}
+
+// SAFETY: as for HeadOut: the bytes live in ring or heap memory owned by `inb`.
+unsafe impl IoVecs for Window {
+    fn fill(&self, skip: usize, out: &mut [libc::iovec]) -> usize {
+        let b = self.inb.bytes();
+        let end = self.len.min(b.len());
+        fill_pieces(std::iter::once(&b[..end]), skip, out)
+    }
+    fn total(&self) -> usize {
+        self.len.min(self.inb.len())
+    }
+}
