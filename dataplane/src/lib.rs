@@ -6,5 +6,6 @@
 //! `runtime` builds the workers; `telemetry` and `admin` observe them; `config` feeds them.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod admin;
 pub mod config;
 pub mod telemetry;
