@@ -6,7 +6,9 @@
 //! `runtime` builds the workers; `telemetry` and `admin` observe them; `config` feeds them.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod admin;
 pub mod cluster;
 pub mod config;
 pub mod route;
+pub mod telemetry;
 pub mod uring;

@@ -1,0 +1,78 @@
+//! The admin HTTP/1.1 server: `GET /ready`, `/metrics`, `/config` and an index at `/`.
+//!
+//! It runs on one worker executor, in a low-share task queue (`Shares::Static(1)`,
+//! `Latency::NotImportant`) so it never competes with proxying; the runtime decides which
+//! worker and hands over a bound `glommio::net::TcpListener`. What the server reports comes
+//! from an [`AdminState`] the runtime implements (readiness, draining, a cross-core metrics
+//! snapshot, the active config text).
+//!
+//! - [`http`]: request-head parsing (httparse, bounded to [`http::MAX_HEAD_BYTES`]), routing,
+//!   response building. Pure, never panics on input.
+//! - [`conn`]: the accept loop and one spawned task per connection, at most
+//!   [`MAX_CONNECTIONS`] at a time (further connections wait in the kernel backlog), each with
+//!   read/write timeouts and one request per connection (`Connection: close`).
+//!
+//! This is not the hot path: allocating per request is fine here.
+
+pub mod conn;
+pub mod http;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use glommio::{Latency, Shares, Task};
+
+use crate::telemetry::MetricsSnapshot;
+
+pub use conn::serve;
+
+/// Most admin connections served at once.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Longest wait for one read from an admin client.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for one write to an admin client.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest time a client may take to send its whole request head.
+pub const HEAD_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The future of [`AdminState::metrics`]: a merged snapshot of every worker's shard.
+pub type MetricsFuture<'a> = Pin<Box<dyn Future<Output = MetricsSnapshot> + 'a>>;
+
+/// What the admin server reports; implemented by the runtime.
+pub trait AdminState {
+    /// Every listener on every worker is bound.
+    fn ready(&self) -> bool;
+    /// A drain (SIGTERM/SIGINT) has begun.
+    fn draining(&self) -> bool;
+    /// Collect and merge the metrics of all workers (e.g. by asking each over a channel).
+    fn metrics(&self) -> MetricsFuture<'_>;
+    /// The active configuration, as TOML text.
+    fn config_text(&self) -> String;
+}
+
+/// Errors starting the admin server.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The low-share task queue could not be created or spawned into.
+    #[error("cannot spawn the admin task: {0}")]
+    Spawn(String),
+}
+
+/// Create the low-share `"admin"` task queue on the current executor and spawn [`serve`] into
+/// it. Keep the returned task to stop the server by dropping it, or `detach` it.
+///
+/// Must be called from inside a glommio executor.
+pub fn spawn(
+    listener: glommio::net::TcpListener,
+    state: Rc<dyn AdminState>,
+) -> Result<Task<()>, AdminError> {
+    let queue =
+        glommio::executor().create_task_queue(Shares::Static(1), Latency::NotImportant, "admin");
+    glommio::spawn_local_into(serve(listener, state), queue)
+        .map_err(|e| AdminError::Spawn(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests;
