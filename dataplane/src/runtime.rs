@@ -6,6 +6,7 @@
 //! share only [`Shared`] (atomics read off the hot path) and control messages over channels.
 //! All sockets are bound before any worker starts, so a port in use fails the start.
 
+pub mod control;
 pub mod preflight;
 pub mod worker;
 
@@ -17,6 +18,9 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::telemetry::MetricsSnapshot;
+
+/// Resolved endpoint addresses, indexed like `Config::clusters`.
+pub type Endpoints = Arc<Vec<Vec<SocketAddr>>>;
 
 pub use preflight::preflight;
 
@@ -65,8 +69,10 @@ impl Shared {
 pub enum Control {
     /// Reply with this worker's metrics.
     Scrape(flume::Sender<MetricsSnapshot>),
-    /// Swap to a new validated configuration (new connections use it).
-    Reload(Arc<Config>),
+    /// Swap to a new validated configuration and its resolved endpoints (per cluster).
+    Reload(Arc<Config>, Endpoints),
+    /// New resolved endpoints (DNS refresh), per cluster of the current configuration.
+    Endpoints(Endpoints),
     /// Stop accepting; close idle keep-alive connections; finish in-flight requests.
     Drain,
     /// Exit now.
@@ -139,7 +145,12 @@ impl Running {
 
 /// Binds everything, starts the workers and the admin executor, waits until every worker is
 /// serving (or one failed).
-pub fn start(config: Arc<Config>, workers: usize) -> Result<Running, RuntimeError> {
+pub fn start(
+    config: Arc<Config>,
+    endpoints: Endpoints,
+    workers: usize,
+    config_text: control::ConfigText,
+) -> Result<Running, RuntimeError> {
     preflight::check_memlock(workers)?;
     // Bind every listener once per worker up front: a port in use fails here.
     let mut fds: Vec<Vec<RawFd>> = Vec::with_capacity(workers);
@@ -185,6 +196,7 @@ pub fn start(config: Arc<Config>, workers: usize) -> Result<Running, RuntimeErro
             glommio::Placement::Unbound
         };
         let cfg = config.clone();
+        let eps = endpoints.clone();
         let sh = shared.clone();
         let fail = fail_tx.clone();
         let handle = glommio::LocalExecutorBuilder::new(placement)
@@ -192,7 +204,7 @@ pub fn start(config: Arc<Config>, workers: usize) -> Result<Running, RuntimeErro
             .io_memory(preflight::GLOMMIO_IO_MEMORY)
             .ring_depth(128)
             .spawn(move || async move {
-                if let Err(e) = worker::run(id, cfg, listener_fds, sh, rx).await {
+                if let Err(e) = worker::run(id, cfg, eps, listener_fds, sh, rx).await {
                     let _ = fail.send((id, e));
                 }
             })
@@ -214,11 +226,11 @@ pub fn start(config: Arc<Config>, workers: usize) -> Result<Running, RuntimeErro
         }
     }
     let admin = match admin_listener {
-        Some(l) => Some(crate::admin_glue::spawn(
+        Some(l) => Some(control::spawn_admin(
             l,
             shared.clone(),
             controls.clone(),
-            config.clone(),
+            config_text,
         )?),
         None => None,
     };
