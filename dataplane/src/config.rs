@@ -1,9 +1,159 @@
 //! Configuration: the TOML file of CONFIG.md, parsed (`raw`), validated with line numbers
-//! (`validate`) into the typed, immutable [`Config`] of `model`.
+//! (`validate`) into the typed, immutable [`Config`] of `model`, and rendered back (`render`).
 //!
 //! Invariant: a [`Config`] that exists is valid — every cluster reference resolved to a
 //! [`ClusterId`], every duration and size parsed and bounded. Nothing downstream re-checks.
+//! [`parse`] reports every problem it finds (not only the first), each with its line where
+//! the file has one; syntax and type errors stop parsing, so they come alone.
 
+mod address;
+mod duration;
+pub mod fuzz_logic;
 pub mod model;
+mod raw;
+mod render;
+mod validate;
 
+use std::fmt;
+use std::path::Path;
+
+pub use duration::DurationError;
 pub use model::*;
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", display_error(*.line, .message))]
+pub struct ConfigError {
+    /// 1-based line of the offending key or value, when known.
+    pub line: Option<usize>,
+    /// 1-based column (in characters), when known.
+    pub col: Option<usize>,
+    /// What is wrong, prefixed with the key path (`listeners[0].routes[1]: ...`) where useful.
+    pub message: String,
+}
+
+fn display_error(line: Option<usize>, message: &str) -> String {
+    match line {
+        Some(line) => format!("line {line}: {message}"),
+        None => message.to_string(),
+    }
+}
+
+impl ConfigError {
+    /// An error without a position (e.g. a missing file, a missing table).
+    pub fn new(message: impl Into<String>) -> Self {
+        ConfigError {
+            line: None,
+            col: None,
+            message: message.into(),
+        }
+    }
+
+    /// An error at byte offset `offset` of `text`.
+    pub(crate) fn at(text: &str, offset: usize, message: impl Into<String>) -> Self {
+        let (line, col) = line_col(text, offset);
+        ConfigError {
+            line: Some(line),
+            col: Some(col),
+            message: message.into(),
+        }
+    }
+}
+
+/// 1-based (line, column) of byte `offset` in `text`; offsets past the end clamp to the end.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let bytes = text.as_bytes();
+    let offset = offset.min(bytes.len());
+    let before = bytes.get(..offset).unwrap_or(bytes);
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let col = match text.get(line_start..offset) {
+        Some(s) => s.chars().count(),
+        None => offset - line_start,
+    };
+    (line, col + 1)
+}
+
+/// Every problem found in a config file; never empty. `Display` prints one per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// `None` when `errors` is empty. Errors are ordered by line (positionless ones first),
+    /// keeping discovery order within a line.
+    pub fn from_vec(mut errors: Vec<ConfigError>) -> Option<Self> {
+        if errors.is_empty() {
+            return None;
+        }
+        errors.sort_by_key(|e| e.line);
+        Some(ConfigErrors(errors))
+    }
+
+    pub fn errors(&self) -> &[ConfigError] {
+        &self.0
+    }
+
+    pub fn into_vec(self) -> Vec<ConfigError> {
+        self.0
+    }
+}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(e: ConfigError) -> Self {
+        ConfigErrors(vec![e])
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Parses and validates the text of a config file.
+pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    let raw: raw::RawConfig = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
+    validate::validate(text, raw)
+}
+
+/// Reads, parses and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(format!("cannot read {}: {e}", path.display())))?;
+    parse(&text)
+}
+
+impl Config {
+    /// The effective configuration (every default filled in) as TOML that [`parse`]s back
+    /// to an equal `Config`. Served by the admin `/config` endpoint.
+    pub fn render_toml(&self) -> String {
+        render::render(self)
+    }
+}
+
+/// A syntax or type error from the TOML deserializer, positioned at its span.
+fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    let message = e.message().trim_end();
+    let message = match message.strip_prefix("unknown field") {
+        Some(rest) => format!("unknown key{rest}"),
+        None => message.to_string(),
+    };
+    match e.span() {
+        Some(span) => ConfigError::at(text, span.start, message),
+        None => ConfigError::new(message),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -10,7 +10,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClusterId(pub u32);
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub runtime: RuntimeConfig,
     pub admin: Option<AdminConfig>,
@@ -18,7 +18,7 @@ pub struct Config {
     pub clusters: Vec<ClusterConfig>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeConfig {
     /// Executors, one per core; `None` = all available cores.
     pub workers: Option<usize>,
@@ -27,7 +27,7 @@ pub struct RuntimeConfig {
 }
 
 /// `[runtime.io]`: sizing of each worker's io_uring ring and provided-buffer ring.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IoConfig {
     /// Submission queue entries per worker ring (power of two, 64..=4096). Default 1024.
     pub ring_entries: u32,
@@ -37,12 +37,32 @@ pub struct IoConfig {
     pub recv_buffer_size: u32,
 }
 
-#[derive(Debug, Clone)]
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            workers: None,
+            drain_timeout: Duration::from_secs(10),
+            io: IoConfig::default(),
+        }
+    }
+}
+
+impl Default for IoConfig {
+    fn default() -> Self {
+        IoConfig {
+            ring_entries: 1024,
+            recv_buffers: 1024,
+            recv_buffer_size: 16384,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminConfig {
     pub bind: SocketAddr,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerConfig {
     pub name: String,
     pub bind: SocketAddr,
@@ -52,7 +72,7 @@ pub struct ListenerConfig {
     pub routes: Vec<RouteConfig>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     pub max_request_head_bytes: usize,
     pub max_request_target_bytes: usize,
@@ -78,7 +98,7 @@ impl Default for Limits {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteConfig {
     pub matcher: RouteMatch,
     pub action: RouteAction,
@@ -87,7 +107,7 @@ pub struct RouteConfig {
 }
 
 /// All given fields must hold; an empty match matches every request.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouteMatch {
     pub host: Option<HostMatch>,
     pub path_prefix: Option<String>,
@@ -103,20 +123,20 @@ pub enum HostMatch {
     Suffix(String),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteAction {
     Cluster(ClusterId),
     Split(Vec<WeightedCluster>),
     Direct { status: u16, body: String },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WeightedCluster {
     pub cluster: ClusterId,
     pub weight: u32,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterConfig {
     pub name: String,
     pub endpoints: Vec<EndpointAddr>,
@@ -151,7 +171,7 @@ pub enum HashKey {
     Header(String),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolConfig {
     pub max_idle: usize,
     pub idle_timeout: Duration,
