@@ -151,6 +151,33 @@ impl Config {
     pub fn render_toml(&self) -> String {
         render::render(self)
     }
+
+    /// Names of clusters that no listener or route sends traffic to (valid, but worth a
+    /// warning in the log).
+    pub fn unused_clusters(&self) -> Vec<&str> {
+        let mut used = vec![false; self.clusters.len()];
+        let mut mark = |id: ClusterId| {
+            if let Some(u) = usize::try_from(id.0).ok().and_then(|i| used.get_mut(i)) {
+                *u = true;
+            }
+        };
+        for l in &self.listeners {
+            l.cluster.into_iter().for_each(&mut mark);
+            for r in &l.routes {
+                match &r.action {
+                    RouteAction::Cluster(id) => mark(*id),
+                    RouteAction::Split(ws) => ws.iter().for_each(|w| mark(w.cluster)),
+                    RouteAction::Direct { .. } => {}
+                }
+            }
+        }
+        self.clusters
+            .iter()
+            .zip(used)
+            .filter(|(_, used)| !used)
+            .map(|(c, _)| c.name.as_str())
+            .collect()
+    }
 }
 
 /// A syntax or type error from the TOML deserializer, positioned at its span.

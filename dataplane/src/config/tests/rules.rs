@@ -484,3 +484,25 @@ fn a_type_error_is_reported_with_the_unknown_keys() {
     let errors = errors_of(&text);
     assert_eq!(errors.len(), 2, "{errors:#?}");
 }
+
+#[test]
+fn split_weights_must_fit_in_u32_together() {
+    let mut text = format!("{MINIMAL}\n  [[listeners.routes]]\n  split = [ ");
+    let mut clusters = String::new();
+    for i in 0..4296 {
+        text.push_str(&format!("{{ cluster = \"c{i}\", weight = 1000000 }}, "));
+        clusters.push_str(&format!(
+            "[[clusters]]\nname = \"c{i}\"\nendpoints = [\"127.0.0.1:1\"]\n"
+        ));
+    }
+    text.push_str("]\n");
+    text.push_str(&clusters);
+    assert_error(&text, 11, "the weights add up to 4296000000");
+}
+
+#[test]
+fn unused_clusters_are_listed() {
+    let text = format!("{MINIMAL}[[clusters]]\nname = \"spare\"\nendpoints = [\"127.0.0.1:2\"]\n");
+    let cfg = super::parse(&text).unwrap();
+    assert_eq!(cfg.unused_clusters(), ["spare"]);
+}
