@@ -532,3 +532,21 @@ fn configs_in_the_documentation_validate() {
     }
     assert!(seen >= 1);
 }
+
+#[test]
+fn other_toml_spellings_of_the_same_config_parse() {
+    let text = r#"runtime.workers = 3
+admin = { bind = "127.0.0.1:9901" }
+listeners = [ { name = "l", bind = "127.0.0.1:8080", limits.max_headers = 7, routes = [ { match.path_prefix = "/a", cluster = "c" } ] } ]
+clusters = [ { name = "c", endpoints = ["127.0.0.1:1"], pool.max_idle = 2 } ]
+"#;
+    let cfg = parse(text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.runtime.workers, Some(3));
+    assert_eq!(cfg.listeners[0].limits.max_headers, 7);
+    assert_eq!(
+        cfg.listeners[0].routes[0].matcher.path_prefix.as_deref(),
+        Some("/a")
+    );
+    assert_eq!(cfg.clusters[0].pool.max_idle, 2);
+    assert_round_trip(text);
+}
