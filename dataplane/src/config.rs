@@ -4,11 +4,13 @@
 //! Invariant: a [`Config`] that exists is valid — every cluster reference resolved to a
 //! [`ClusterId`], every duration and size parsed and bounded. Nothing downstream re-checks.
 //! [`parse`] reports every problem it finds (not only the first), each with its line where
-//! the file has one; syntax and type errors stop parsing, so they come alone.
+//! the file has one. Unknown keys are all reported at once; a syntax or type error stops
+//! parsing, so only the first of those is reported.
 
 mod address;
 mod duration;
 pub mod fuzz_logic;
+mod keys;
 pub mod model;
 mod raw;
 mod render;
@@ -123,8 +125,17 @@ impl std::error::Error for ConfigErrors {}
 
 /// Parses and validates the text of a config file.
 pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
-    let raw: raw::RawConfig = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
-    validate::validate(text, raw)
+    match toml::from_str::<raw::RawConfig>(text) {
+        Ok(raw) => validate::validate(text, raw),
+        Err(e) => {
+            // serde stops at the first unknown key; the key scan finds all of them.
+            let mut errors = keys::unknown_keys(text);
+            if errors.is_empty() || !e.message().starts_with("unknown field") {
+                errors.push(toml_error(text, &e));
+            }
+            Err(ConfigErrors::from_vec(errors).unwrap_or_else(|| toml_error(text, &e).into()))
+        }
+    }
 }
 
 /// Reads, parses and validates the config file at `path`.
@@ -139,6 +150,33 @@ impl Config {
     /// to an equal `Config`. Served by the admin `/config` endpoint.
     pub fn render_toml(&self) -> String {
         render::render(self)
+    }
+
+    /// Names of clusters that no listener or route sends traffic to (valid, but worth a
+    /// warning in the log).
+    pub fn unused_clusters(&self) -> Vec<&str> {
+        let mut used = vec![false; self.clusters.len()];
+        let mut mark = |id: ClusterId| {
+            if let Some(u) = usize::try_from(id.0).ok().and_then(|i| used.get_mut(i)) {
+                *u = true;
+            }
+        };
+        for l in &self.listeners {
+            l.cluster.into_iter().for_each(&mut mark);
+            for r in &l.routes {
+                match &r.action {
+                    RouteAction::Cluster(id) => mark(*id),
+                    RouteAction::Split(ws) => ws.iter().for_each(|w| mark(w.cluster)),
+                    RouteAction::Direct { .. } => {}
+                }
+            }
+        }
+        self.clusters
+            .iter()
+            .zip(used)
+            .filter(|(_, used)| !used)
+            .map(|(c, _)| c.name.as_str())
+            .collect()
     }
 }
 

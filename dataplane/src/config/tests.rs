@@ -470,3 +470,83 @@ fn fuzz_logic_survives_garbage_and_valid_input() {
     fuzz_logic::config(CONFIG_MD_EXAMPLE.as_bytes());
     fuzz_logic::config(MINIMAL.as_bytes());
 }
+
+#[test]
+fn mutated_examples_never_panic_and_round_trip() {
+    // A tiny deterministic mutation fuzzer (xorshift), so `cargo test` covers the fuzz
+    // target's invariant without cargo-fuzz.
+    let seeds = [CONFIG_MD_EXAMPLE, MINIMAL];
+    let alphabet: &[u8] = b"[]{}=\",.:*/-_ 0123456789\nabcdehklmnoprstuwxyz#'\\\tAZ\xc3\xa9";
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for round in 0..3000 {
+        let mut bytes = seeds[round % seeds.len()].as_bytes().to_vec();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() as usize) % (bytes.len() + 1);
+            let b = alphabet[(next() as usize) % alphabet.len()];
+            match next() % 3 {
+                0 => bytes.insert(at, b),
+                1 if at < bytes.len() => {
+                    bytes.remove(at);
+                }
+                _ if at < bytes.len() => bytes[at] = b,
+                _ => {}
+            }
+        }
+        fuzz_logic::config(&bytes);
+    }
+}
+
+#[test]
+fn render_round_trips_unusual_addresses() {
+    let text = r#"[[listeners]]
+name = "l"
+bind = "[fe80::1%2]:8080"
+cluster = "c"
+[[clusters]]
+name = "c"
+endpoints = ["[::ffff:1.2.3.4]:80", "Example.COM.:443", "[fe80::1%3]:80", "my_svc-1.ns:1"]
+lb = "ring_hash"
+"#;
+    assert_round_trip(text);
+}
+
+#[test]
+fn configs_in_the_documentation_validate() {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md"),
+    )
+    .unwrap();
+    let mut seen = 0;
+    for block in doc.split("```toml\n").skip(1) {
+        let text = block.split("```").next().unwrap_or("");
+        if text.contains("[[listeners]]") {
+            assert_round_trip(text);
+            seen += 1;
+        }
+    }
+    assert!(seen >= 1);
+}
+
+#[test]
+fn other_toml_spellings_of_the_same_config_parse() {
+    let text = r#"runtime.workers = 3
+admin = { bind = "127.0.0.1:9901" }
+listeners = [ { name = "l", bind = "127.0.0.1:8080", limits.max_headers = 7, routes = [ { match.path_prefix = "/a", cluster = "c" } ] } ]
+clusters = [ { name = "c", endpoints = ["127.0.0.1:1"], pool.max_idle = 2 } ]
+"#;
+    let cfg = parse(text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.runtime.workers, Some(3));
+    assert_eq!(cfg.listeners[0].limits.max_headers, 7);
+    assert_eq!(
+        cfg.listeners[0].routes[0].matcher.path_prefix.as_deref(),
+        Some("/a")
+    );
+    assert_eq!(cfg.clusters[0].pool.max_idle, 2);
+    assert_round_trip(text);
+}

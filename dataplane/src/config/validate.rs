@@ -209,7 +209,7 @@ pub(super) fn validate(text: &str, raw: RawConfig) -> Result<Config, ConfigError
     let admin = raw.admin.as_ref().and_then(|a| {
         let bind = &a.bind;
         match parse_bind(bind.get_ref()) {
-            Ok(addr) => Some((AdminConfig { bind: addr }, bind.span())),
+            Ok(addr) => Some(AdminConfig { bind: addr }),
             Err(e) => {
                 c.error(bind.span(), "admin.bind", e);
                 None
@@ -243,7 +243,7 @@ pub(super) fn validate(text: &str, raw: RawConfig) -> Result<Config, ConfigError
         c.error_unpositioned("no listeners: add at least one [[listeners]] table");
     }
     let mut binds: Vec<(SocketAddr, String)> = Vec::new();
-    if let Some((a, _)) = &admin {
+    if let Some(a) = &admin {
         binds.push((a.bind, "admin.bind".to_string()));
     }
     let mut listener_names: Vec<&str> = Vec::new();
@@ -251,7 +251,6 @@ pub(super) fn validate(text: &str, raw: RawConfig) -> Result<Config, ConfigError
     for (i, l) in raw.listeners.iter().enumerate() {
         let path = format!("listeners[{i}]");
         let l = l.get_ref();
-        c.name(&l.name, &path);
         if listener_names.contains(&l.name.get_ref().as_str()) {
             c.error(
                 l.name.span(),
@@ -260,41 +259,7 @@ pub(super) fn validate(text: &str, raw: RawConfig) -> Result<Config, ConfigError
             );
         }
         listener_names.push(l.name.get_ref());
-        let bind = match parse_bind(l.bind.get_ref()) {
-            Ok(addr) => {
-                if let Some((_, other)) = binds.iter().find(|(b, _)| binds_conflict(*b, addr)) {
-                    c.error(
-                        l.bind.span(),
-                        &format!("{path}.bind"),
-                        format!("{addr} conflicts with {other}"),
-                    );
-                }
-                binds.push((addr, format!("{path}.bind")));
-                addr
-            }
-            Err(e) => {
-                c.error(l.bind.span(), &format!("{path}.bind"), e);
-                SocketAddr::from(([0, 0, 0, 0], 0))
-            }
-        };
-        let cluster = l
-            .cluster
-            .as_ref()
-            .and_then(|n| names.resolve(&mut c, n, &format!("{path}.cluster")));
-        let limits = limits(&mut c, l.limits.as_ref(), &format!("{path}.limits"));
-        let routes = l
-            .routes
-            .iter()
-            .enumerate()
-            .filter_map(|(j, r)| route::route(&mut c, r, &format!("{path}.routes[{j}]"), &names))
-            .collect();
-        listeners.push(ListenerConfig {
-            name: l.name.get_ref().clone(),
-            bind,
-            cluster,
-            limits,
-            routes,
-        });
+        listeners.push(listener(&mut c, l, &path, &names, &mut binds));
     }
 
     if let Some(errors) = ConfigErrors::from_vec(c.errors) {
@@ -302,10 +267,56 @@ pub(super) fn validate(text: &str, raw: RawConfig) -> Result<Config, ConfigError
     }
     Ok(Config {
         runtime,
-        admin: admin.map(|(a, _)| a),
+        admin,
         listeners,
         clusters,
     })
+}
+
+/// One listener; `binds` holds the binds seen so far (name for messages), this one is added.
+fn listener(
+    c: &mut Checker,
+    l: &RawListener,
+    path: &str,
+    names: &ClusterNames,
+    binds: &mut Vec<(SocketAddr, String)>,
+) -> ListenerConfig {
+    c.name(&l.name, path);
+    let bind = match parse_bind(l.bind.get_ref()) {
+        Ok(addr) => {
+            if let Some((_, other)) = binds.iter().find(|(b, _)| binds_conflict(*b, addr)) {
+                c.error(
+                    l.bind.span(),
+                    &format!("{path}.bind"),
+                    format!("{addr} conflicts with {other}"),
+                );
+            }
+            binds.push((addr, format!("{path}.bind")));
+            addr
+        }
+        Err(e) => {
+            c.error(l.bind.span(), &format!("{path}.bind"), e);
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        }
+    };
+    let cluster = l
+        .cluster
+        .as_ref()
+        .and_then(|n| names.resolve(c, n, &format!("{path}.cluster")));
+    let limits = limits(c, l.limits.as_ref(), &format!("{path}.limits"));
+    let routes = l
+        .routes
+        .iter()
+        .enumerate()
+        .filter_map(|(j, r)| route::route(c, r, &format!("{path}.routes[{j}]"), names))
+        .collect();
+    ListenerConfig {
+        name: l.name.get_ref().clone(),
+        bind,
+        cluster,
+        limits,
+        routes,
+    }
 }
 
 fn runtime(c: &mut Checker, raw: Option<&RawRuntime>) -> RuntimeConfig {

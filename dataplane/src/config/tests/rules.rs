@@ -464,3 +464,45 @@ fn cluster_rules() {
         (with_table("clusters.pool", "max_requests_per_connection = -5\n"), 11, "max_requests_per_connection: must be between 0"),
     ]);
 }
+
+#[test]
+fn every_unknown_key_is_reported_at_once() {
+    let text = format!(
+        "foo = 1\n{MINIMAL}\n[listeners.limits]\nmax_header = 1\n[clusters.pool]\nmax_idel = 1\n"
+    );
+    let errors = errors_of(&text);
+    let lines: Vec<Option<usize>> = errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, [Some(1), Some(12), Some(14)], "{errors:#?}");
+    assert!(errors[1].message.starts_with(
+        "listeners[0].limits: unknown key `max_header`, expected one of `max_request_head_bytes`"
+    ));
+}
+
+#[test]
+fn a_type_error_is_reported_with_the_unknown_keys() {
+    let text = format!("[runtime]\nworkers = \"2\"\nwork = 1\n{MINIMAL}");
+    let errors = errors_of(&text);
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+}
+
+#[test]
+fn split_weights_must_fit_in_u32_together() {
+    let mut text = format!("{MINIMAL}\n  [[listeners.routes]]\n  split = [ ");
+    let mut clusters = String::new();
+    for i in 0..4296 {
+        text.push_str(&format!("{{ cluster = \"c{i}\", weight = 1000000 }}, "));
+        clusters.push_str(&format!(
+            "[[clusters]]\nname = \"c{i}\"\nendpoints = [\"127.0.0.1:1\"]\n"
+        ));
+    }
+    text.push_str("]\n");
+    text.push_str(&clusters);
+    assert_error(&text, 11, "the weights add up to 4296000000");
+}
+
+#[test]
+fn unused_clusters_are_listed() {
+    let text = format!("{MINIMAL}[[clusters]]\nname = \"spare\"\nendpoints = [\"127.0.0.1:2\"]\n");
+    let cfg = super::parse(&text).unwrap();
+    assert_eq!(cfg.unused_clusters(), ["spare"]);
+}

@@ -2,7 +2,7 @@
 //! the action (exactly one of `cluster`, `split`, `direct`).
 //!
 //! Invariant of the output: hosts and header names are lower-case, header matches are sorted
-//! by name with no duplicates, split weights sum to more than zero.
+//! by name with no duplicates, split weights sum to more than zero and fit in a `u32`.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -135,7 +135,19 @@ fn split_action(
             None => ok = false,
         }
     }
-    if ok && out.iter().all(|w| w.weight == 0) {
+    let total: u64 = out.iter().map(|w| u64::from(w.weight)).sum();
+    if ok && total > u64::from(u32::MAX) {
+        c.error(
+            split.span(),
+            path,
+            format!(
+                "the weights add up to {total}; at most {} is allowed",
+                u32::MAX
+            ),
+        );
+        return None;
+    }
+    if ok && total == 0 {
         c.error(
             split.span(),
             path,

@@ -1,0 +1,183 @@
+//! The set of keys the file may hold, as a static schema, and a scan that reports every
+//! unknown key at once (serde's `deny_unknown_fields` stops at the first).
+//!
+//! Invariant: [`SCHEMA`] names exactly the fields of `raw` (a test scans a file that uses
+//! every key). The scan only runs after serde has failed, to report all unknown keys in one go.
+
+use toml_edit::{Item, TableLike};
+
+use super::ConfigError;
+
+/// What a key holds.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// A value whose inside is not checked here (scalars, arrays of scalars, `headers`).
+    Leaf,
+    /// A table (standard or inline) with exactly these keys.
+    Table(&'static [(&'static str, Shape)]),
+    /// An array of tables (`[[x]]` or an array of inline tables) with exactly these keys.
+    Tables(&'static [(&'static str, Shape)]),
+}
+
+use Shape::{Leaf, Table, Tables};
+
+const IO: &[(&str, Shape)] = &[
+    ("ring_entries", Leaf),
+    ("recv_buffers", Leaf),
+    ("recv_buffer_size", Leaf),
+];
+const RUNTIME: &[(&str, Shape)] = &[
+    ("workers", Leaf),
+    ("drain_timeout", Leaf),
+    ("io", Table(IO)),
+];
+const ADMIN: &[(&str, Shape)] = &[("bind", Leaf)];
+const LIMITS: &[(&str, Shape)] = &[
+    ("max_request_head_bytes", Leaf),
+    ("max_request_target_bytes", Leaf),
+    ("max_headers", Leaf),
+    ("max_request_body_bytes", Leaf),
+    ("request_head_timeout", Leaf),
+    ("idle_timeout", Leaf),
+    ("max_connections", Leaf),
+];
+const MATCH: &[(&str, Shape)] = &[("host", Leaf), ("path_prefix", Leaf), ("headers", Leaf)];
+const SPLIT: &[(&str, Shape)] = &[("cluster", Leaf), ("weight", Leaf)];
+const DIRECT: &[(&str, Shape)] = &[("status", Leaf), ("body", Leaf)];
+const ROUTE: &[(&str, Shape)] = &[
+    ("match", Table(MATCH)),
+    ("cluster", Leaf),
+    ("split", Tables(SPLIT)),
+    ("direct", Table(DIRECT)),
+    ("timeout", Leaf),
+];
+const LISTENER: &[(&str, Shape)] = &[
+    ("name", Leaf),
+    ("bind", Leaf),
+    ("cluster", Leaf),
+    ("limits", Table(LIMITS)),
+    ("routes", Tables(ROUTE)),
+];
+const POOL: &[(&str, Shape)] = &[
+    ("max_idle", Leaf),
+    ("idle_timeout", Leaf),
+    ("max_requests_per_connection", Leaf),
+];
+const CLUSTER: &[(&str, Shape)] = &[
+    ("name", Leaf),
+    ("endpoints", Leaf),
+    ("lb", Leaf),
+    ("connect_timeout", Leaf),
+    ("pool", Table(POOL)),
+    ("hash_key", Leaf),
+    ("dns_refresh", Leaf),
+];
+const SCHEMA: &[(&str, Shape)] = &[
+    ("runtime", Table(RUNTIME)),
+    ("admin", Table(ADMIN)),
+    ("listeners", Tables(LISTENER)),
+    ("clusters", Tables(CLUSTER)),
+];
+
+/// Every unknown key of `text`, with its line; empty if `text` is not even valid TOML.
+pub(super) fn unknown_keys(text: &str) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    if let Ok(doc) = toml_edit::ImDocument::parse(text) {
+        scan_table(text, doc.as_table(), SCHEMA, "", &mut errors);
+    }
+    errors
+}
+
+fn scan_table(
+    text: &str,
+    table: &dyn TableLike,
+    fields: &[(&str, Shape)],
+    path: &str,
+    errors: &mut Vec<ConfigError>,
+) {
+    for (key, item) in table.iter() {
+        let sub = if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        };
+        match fields.iter().find(|(name, _)| *name == key) {
+            Some((_, shape)) => scan_item(text, item, *shape, &sub, errors),
+            None => {
+                let names: Vec<String> = fields.iter().map(|(n, _)| format!("`{n}`")).collect();
+                let prefix = if path.is_empty() {
+                    String::new()
+                } else {
+                    format!("{path}: ")
+                };
+                let message = format!(
+                    "{prefix}unknown key `{key}`, expected one of {}",
+                    names.join(", ")
+                );
+                let offset = table.key(key).and_then(|k| k.span()).map(|s| s.start);
+                errors.push(match offset {
+                    Some(offset) => ConfigError::at(text, offset, message),
+                    None => ConfigError::new(message),
+                });
+            }
+        }
+    }
+}
+
+fn scan_item(text: &str, item: &Item, shape: Shape, path: &str, errors: &mut Vec<ConfigError>) {
+    match shape {
+        Leaf => {}
+        Table(fields) => {
+            if let Some(t) = item.as_table_like() {
+                scan_table(text, t, fields, path, errors);
+            }
+        }
+        Tables(fields) => {
+            if let Some(array) = item.as_array_of_tables() {
+                for (i, t) in array.iter().enumerate() {
+                    scan_table(text, t, fields, &format!("{path}[{i}]"), errors);
+                }
+            } else if let Some(array) = item.as_array() {
+                for (i, v) in array.iter().enumerate() {
+                    if let Some(t) = v.as_inline_table() {
+                        scan_table(text, t, fields, &format!("{path}[{i}]"), errors);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unknown_keys;
+
+    #[test]
+    fn schema_knows_every_key_of_the_gateway_example() {
+        let text = include_str!("../../../examples/gateway.toml");
+        assert!(text.contains("hash_key") && text.contains("recv_buffer_size"));
+        assert_eq!(unknown_keys(text), vec![]);
+    }
+
+    #[test]
+    fn reports_every_unknown_key_with_its_path() {
+        let text = "foo = 1\n[[listeners]]\nname = \"l\"\nbnd = 1\n  [[listeners.routes]]\n  split = [ { cluster = \"c\", wieght = 1 } ]\n[[clusters]]\n[clusters.pool]\nmax = 1\n";
+        let errors = unknown_keys(text);
+        let got: Vec<(Option<usize>, &str)> = errors
+            .iter()
+            .map(|e| (e.line, e.message.split(',').next().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(1), "unknown key `foo`"),
+                (Some(4), "listeners[0]: unknown key `bnd`"),
+                (
+                    Some(6),
+                    "listeners[0].routes[0].split[0]: unknown key `wieght`"
+                ),
+                (Some(9), "clusters[0].pool: unknown key `max`"),
+            ]
+        );
+    }
+}
