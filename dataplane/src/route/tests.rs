@@ -381,3 +381,10 @@ fn select_never_panics_on_arbitrary_bytes() {
         let _ = table.resolve(&r);
     }
 }
+
+#[test]
+fn tables_can_be_shared_read_only_across_workers() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<RouteTable>();
+    assert_send_sync::<WeightedSplit>();
+}

@@ -133,3 +133,40 @@ fn refresher_stops_promptly_and_without_targets_starts_no_thread() {
     let idle = DnsRefresher::spawn(vec![], Box::new(|_, _| {})).unwrap();
     assert!(!idle.is_running());
 }
+
+#[test]
+fn targets_are_only_clusters_with_names() {
+    use crate::config::{ClusterConfig, HashKey, IoConfig, LbPolicy, PoolConfig, RuntimeConfig};
+    let cluster = |name: &str, endpoints: Vec<EndpointAddr>| ClusterConfig {
+        name: name.into(),
+        endpoints,
+        lb: LbPolicy::RoundRobin,
+        connect_timeout: Duration::from_secs(1),
+        pool: PoolConfig::default(),
+        hash_key: HashKey::ClientIp,
+        dns_refresh: Duration::from_secs(30),
+    };
+    let config = Config {
+        runtime: RuntimeConfig {
+            workers: None,
+            drain_timeout: Duration::from_secs(10),
+            io: IoConfig {
+                ring_entries: 1024,
+                recv_buffers: 1024,
+                recv_buffer_size: 16384,
+            },
+        },
+        admin: None,
+        listeners: vec![],
+        clusters: vec![
+            cluster("ips", vec![EndpointAddr::Ip(ip("10.0.0.1:80"))]),
+            cluster("named", vec![name("svc", 80)]),
+        ],
+    };
+    let loaded = vec![vec![ip("10.0.0.1:80")], vec![ip("10.0.0.7:80")]];
+    let targets = DnsTarget::from_config(&config, &loaded);
+    assert_eq!(targets.len(), 1);
+    assert_eq!(targets[0].cluster, ClusterId(1));
+    assert_eq!(targets[0].current, vec![ip("10.0.0.7:80")]);
+    assert_eq!(targets[0].refresh, Duration::from_secs(30));
+}
