@@ -79,3 +79,57 @@ fn nginx_serves_ok_and_the_static_file_on_keep_alive() {
         .enumerate()
         .all(|(i, &b)| b == static_file_byte(i)));
 }
+
+/// Writes an executable shell script standing in for `ringway`: it logs to stderr, then
+/// (if `admin` is given) serves `/ready` with 200 through `ringway-upstream`, else exits 3.
+fn fake_proxy(dir: &std::path::Path, admin: Option<std::net::SocketAddr>) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("fake-ringway");
+    let body = match admin {
+        Some(a) => format!(
+            "echo fake starting >&2\nexec {} --listen {a}\n",
+            support::upstream_bin().display()
+        ),
+        None => "echo 'fake: bad config' >&2\nexit 3\n".to_string(),
+    };
+    std::fs::write(&script, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+#[test]
+fn proxy_wrapper_waits_for_ready_signals_and_reaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let config = format!("[admin]\nbind = \"{admin}\"\n");
+    let script = fake_proxy(dir.path(), Some(admin));
+    let mut proxy = support::Proxy::spawn_program(&script, &config, &[]);
+    proxy.wait_ready(Duration::from_secs(10));
+    assert_eq!(proxy.admin_addr(), admin);
+    assert_eq!(proxy.admin_get("/ready").status, 200);
+    assert!(proxy.stderr_text().contains("fake starting"));
+    assert!(std::fs::read_to_string(proxy.config_path())
+        .unwrap()
+        .contains("[admin]"));
+    proxy.sigterm();
+    let status = proxy.wait_exit(Duration::from_secs(5));
+    assert!(!status.success());
+}
+
+#[test]
+fn proxy_wrapper_reports_early_exit_with_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let config = format!("[admin]\nbind = \"{admin}\"\n");
+    let script = fake_proxy(dir.path(), None);
+    let mut proxy = support::Proxy::spawn_program(&script, &config, &[]);
+    let status = proxy.wait_exit(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(3));
+    assert!(proxy.stderr_text().contains("fake: bad config"));
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        proxy.wait_ready(Duration::from_secs(1))
+    }))
+    .unwrap_err();
+    let msg = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("fake: bad config"), "{msg}");
+}

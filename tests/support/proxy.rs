@@ -52,12 +52,17 @@ impl Proxy {
 
     /// Spawns without waiting for readiness (for tests of startup failures and `--check`).
     pub fn spawn(config_toml: &str, args: &[&str]) -> Proxy {
+        Proxy::spawn_program(ringway_bin(), config_toml, args)
+    }
+
+    /// Spawns `program --config <file> ARGS…` (a stand-in for `ringway` in harness tests).
+    pub fn spawn_program(program: &Path, config_toml: &str, args: &[&str]) -> Proxy {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("ringway.toml");
         std::fs::write(&config_path, config_toml).expect("write config");
         let stderr_path = dir.path().join("stderr.log");
         let stderr = File::create(&stderr_path).expect("create stderr file");
-        let child = Command::new(ringway_bin())
+        let child = Command::new(program)
             .arg("--config")
             .arg(&config_path)
             .args(args)
@@ -65,7 +70,7 @@ impl Proxy {
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", ringway_bin().display()));
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
         Proxy {
             child,
             dir,

@@ -87,6 +87,9 @@ fn serve_inner(stream: &TcpStream, shared: &Shared) -> Result<(), WireError> {
     stream.set_read_timeout(idle)?;
     stream.set_write_timeout(idle)?;
     let mut rb = RecvBuf::new(stream);
+    // One write buffer per connection, flushed after every response (large bodies pass
+    // through it without being copied).
+    let mut out = BufWriter::with_capacity(64 * 1024, stream);
     let mut served_on_conn: u64 = 0;
     loop {
         let head = match rb.read_head() {
@@ -158,8 +161,10 @@ fn serve_inner(stream: &TcpStream, shared: &Shared) -> Result<(), WireError> {
             };
             respond::send(&resp, &mut w).and_then(|()| w.flush())
         } else {
-            let mut w = BufWriter::with_capacity(64 * 1024, stream);
-            respond::send(&resp, &mut w).and_then(|()| w.flush())
+            // Flush even after a deliberate cut: the half body must reach the wire.
+            let r = respond::send(&resp, &mut out);
+            let flushed = out.flush();
+            r.and(flushed)
         };
         if let Err(e) = sent {
             if resp.cut_mid_body {

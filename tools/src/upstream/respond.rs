@@ -17,8 +17,16 @@ pub fn pattern_byte(i: u64) -> u8 {
 
 /// Fills `buf` with the pattern starting at body offset `offset`.
 pub fn fill_pattern(buf: &mut [u8], offset: u64) {
-    for (i, b) in buf.iter_mut().enumerate() {
+    // One period by hand, then double the filled prefix (always whole periods).
+    let period = buf.len().min(26);
+    for (i, b) in buf.iter_mut().take(period).enumerate() {
         *b = pattern_byte(offset + i as u64);
+    }
+    let mut filled = period;
+    while filled < buf.len() {
+        let n = filled.min(buf.len() - filled);
+        buf.copy_within(..n, filled);
+        filled += n;
     }
 }
 
@@ -216,6 +224,26 @@ mod tests {
         let mut out = Vec::new();
         let r = send(resp, &mut out);
         (String::from_utf8(out).unwrap(), r)
+    }
+
+    #[test]
+    fn fill_pattern_matches_pattern_byte_at_any_offset_and_length() {
+        for (len, off) in [
+            (0, 0),
+            (1, 5),
+            (25, 3),
+            (26, 0),
+            (27, 1),
+            (1000, 77),
+            (16384, 16384),
+        ] {
+            let mut buf = vec![0; len];
+            fill_pattern(&mut buf, off);
+            assert!(buf
+                .iter()
+                .enumerate()
+                .all(|(i, &b)| b == pattern_byte(off + i as u64)));
+        }
     }
 
     #[test]
