@@ -5,4 +5,6 @@
 //!
 //! Everything here is plain `std` (a thread per connection); no async runtime.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod upstream;

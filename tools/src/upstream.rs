@@ -139,8 +139,27 @@ impl Server {
     }
 }
 
+/// Raises the soft open-files limit to the hard one (benchmarks hold thousands of
+/// connections; the default soft limit is often 1024). Best effort.
+pub fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` into the valid, exclusively borrowed `lim`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: setrlimit only reads the valid `lim`; failure leaves the limit unchanged.
+        let _ = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    }
+}
+
 /// Binds, prints `listening on IP:PORT` (flushed), then serves forever.
 pub fn run(opts: Options) -> io::Result<()> {
+    raise_fd_limit();
     let server = Server::bind(opts)?;
     let mut out = io::stdout().lock();
     writeln!(out, "listening on {}", server.local_addr())?;
