@@ -1,0 +1,24 @@
+//! The integration-test harness: real processes on loopback, raw bytes on the wire.
+//!
+//! Each `tests/*.rs` target says `mod support;` and uses what it needs:
+//! - [`Upstream`]: a `ringway-upstream` process (test and fault upstream), killed on drop;
+//! - [`Proxy`]: a `ringway` process started from a TOML config, ready once `/ready` is 200;
+//! - [`Nginx`]: an nginx baseline, only where `/usr/sbin/nginx` exists;
+//! - [`Client`]: a blocking HTTP/1.1 client with timeouts, for requests and assertions;
+//! - [`free_port`], [`rss_kib`]: small system helpers.
+//!
+//! Invariants: no fixed ports, no global kill, every wait bounded by a deadline, every
+//! child process killed when its handle drops. See `tests/README.md`.
+#![allow(dead_code, unused_imports)] // each test target uses a different part of the harness
+
+pub mod client;
+pub mod nginx;
+pub mod proxy;
+pub mod sys;
+pub mod upstream;
+
+pub use client::{Client, Response};
+pub use nginx::Nginx;
+pub use proxy::Proxy;
+pub use sys::{free_port, ringway_bin, rss_kib, upstream_bin, wait_for_port};
+pub use upstream::{Upstream, UpstreamStats};

@@ -1,0 +1,57 @@
+//! Small system helpers for tests: where the binaries are, free ports, waiting for a port,
+//! resident memory of a process.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The `ringway` binary cargo built for this test target.
+pub fn ringway_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_ringway"))
+}
+
+/// `ringway-upstream`, expected next to `ringway` (both land in `target/<profile>/`).
+/// Panics with the command to run when it was not built.
+pub fn upstream_bin() -> PathBuf {
+    let path = ringway_bin().with_file_name("ringway-upstream");
+    if !path.exists() {
+        panic!(
+            "{} not found: run `cargo test --workspace` (or `cargo build -p ringway-tools`) \
+             so the test upstream is built next to the proxy",
+            path.display()
+        );
+    }
+    path
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound to :0, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1:0")
+}
+
+/// Waits until `addr` accepts TCP connections; false after `timeout`.
+pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Resident set size of process `pid` in KiB (`VmRSS` in `/proc/<pid>/status`).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
+}
