@@ -9,7 +9,7 @@
 //! - [`http`]: request-head parsing (httparse, bounded to [`http::MAX_HEAD_BYTES`]), routing,
 //!   response building. Pure, never panics on input.
 //! - [`conn`]: the accept loop and one spawned task per connection, at most
-//!   [`MAX_CONNECTIONS`] at a time (further connections wait in the kernel backlog), each with
+//!   [`MAX_CONNECTIONS`] at a time by default (further connections wait in the kernel backlog), each with
 //!   read/write timeouts and one request per connection (`Connection: close`).
 //!
 //! This is not the hot path: allocating per request is fine here.
@@ -26,7 +26,7 @@ use glommio::{Latency, Shares, Task};
 
 use crate::telemetry::MetricsSnapshot;
 
-pub use conn::serve;
+pub use conn::{serve, serve_with};
 
 /// Most admin connections served at once.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -36,6 +36,30 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest time a client may take to send its whole request head.
 pub const HEAD_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Bounds on admin clients; [`Default`] gives the constants above.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdminLimits {
+    /// Most connections served at once; more wait in the kernel backlog. At least 1.
+    pub max_connections: usize,
+    /// Longest wait for one read. Non-zero.
+    pub read_timeout: Duration,
+    /// Longest wait for one write. Non-zero.
+    pub write_timeout: Duration,
+    /// Longest time to receive a whole request head (answered 408 past it).
+    pub head_deadline: Duration,
+}
+
+impl Default for AdminLimits {
+    fn default() -> AdminLimits {
+        AdminLimits {
+            max_connections: MAX_CONNECTIONS,
+            read_timeout: READ_TIMEOUT,
+            write_timeout: WRITE_TIMEOUT,
+            head_deadline: HEAD_DEADLINE,
+        }
+    }
+}
 
 /// The future of [`AdminState::metrics`]: a merged snapshot of every worker's shard.
 pub type MetricsFuture<'a> = Pin<Box<dyn Future<Output = MetricsSnapshot> + 'a>>;

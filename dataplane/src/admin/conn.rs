@@ -2,10 +2,11 @@
 //!
 //! One task per connection, spawned into the task queue the accept loop runs in (the low-share
 //! admin queue when started through `admin::spawn`). A semaphore bounds the live connections
-//! to [`MAX_CONNECTIONS`]; the loop stops accepting while it is exhausted.
+//! to [`AdminLimits::max_connections`]; the loop stops accepting while it is exhausted.
 //!
-//! Per connection: read the head (each read bounded by [`READ_TIMEOUT`], the whole head by
-//! [`HEAD_DEADLINE`], the size by `MAX_HEAD_BYTES`), answer once with `Connection: close`,
+//! Per connection: read the head (each read bounded by [`AdminLimits::read_timeout`], the
+//! whole head by [`AdminLimits::head_deadline`], the size by `MAX_HEAD_BYTES`), answer once
+//! with `Connection: close`,
 //! then close gracefully: shut down the write side and drain what the client still sends for
 //! a moment, so that an unread request body does not turn the close into a reset that could
 //! destroy the response in flight (RFC 9112 §9.6).
@@ -19,7 +20,7 @@ use glommio::net::{TcpListener, TcpStream};
 use glommio::sync::Semaphore;
 
 use super::http::{self, Endpoint, Parsed, Status, MAX_HEAD_BYTES, TEXT_PLAIN};
-use super::{AdminState, HEAD_DEADLINE, MAX_CONNECTIONS, READ_TIMEOUT, WRITE_TIMEOUT};
+use super::{AdminLimits, AdminState};
 use crate::telemetry::{render_prometheus, PROMETHEUS_CONTENT_TYPE};
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
@@ -29,9 +30,15 @@ const LINGER: Duration = Duration::from_secs(1);
 /// Most unread client bytes drained while closing.
 const LINGER_MAX_BYTES: usize = 64 * 1024;
 
-/// Serve admin requests on `listener` until the task running this is dropped.
+/// Serve admin requests on `listener` with the default [`AdminLimits`] until the task running
+/// this is dropped.
 pub async fn serve(listener: TcpListener, state: Rc<dyn AdminState>) {
-    let permits = Rc::new(Semaphore::new(MAX_CONNECTIONS as u64));
+    serve_with(listener, state, AdminLimits::default()).await;
+}
+
+/// [`serve`] with explicit limits.
+pub async fn serve_with(listener: TcpListener, state: Rc<dyn AdminState>, limits: AdminLimits) {
+    let permits = Rc::new(Semaphore::new(limits.max_connections.max(1) as u64));
     loop {
         let permit = match permits.acquire_static_permit(1).await {
             Ok(permit) => permit,
@@ -49,20 +56,23 @@ pub async fn serve(listener: TcpListener, state: Rc<dyn AdminState>) {
         let state = Rc::clone(&state);
         glommio::spawn_local(async move {
             let _permit = permit;
-            handle(stream, state).await;
+            handle(stream, state, limits).await;
         })
         .detach();
     }
 }
 
 /// Answer the one request on `stream`, then close it.
-async fn handle(mut stream: TcpStream, state: Rc<dyn AdminState>) {
-    if stream.set_read_timeout(Some(READ_TIMEOUT)).is_err()
-        || stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err()
+async fn handle(mut stream: TcpStream, state: Rc<dyn AdminState>, limits: AdminLimits) {
+    if stream.set_read_timeout(Some(limits.read_timeout)).is_err()
+        || stream
+            .set_write_timeout(Some(limits.write_timeout))
+            .is_err()
     {
         return;
     }
-    let parsed = match glommio::timer::timeout(HEAD_DEADLINE, read_head(&mut stream)).await {
+    let head = read_head(&mut stream);
+    let parsed = match glommio::timer::timeout(limits.head_deadline, head).await {
         Ok(Some(parsed)) => parsed,
         // The client went away before sending a whole head: nobody to answer.
         Ok(None) => return,

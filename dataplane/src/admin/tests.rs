@@ -5,10 +5,10 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::http::{self, Endpoint, Parsed, Status, MAX_HEAD_BYTES};
-use super::{AdminState, MetricsFuture};
+use super::{serve_with, AdminLimits, AdminState, MetricsFuture};
 use crate::telemetry::{MetricsShard, MetricsSnapshot};
 
 #[test]
@@ -183,35 +183,66 @@ fn get(addr: SocketAddr, path: &str) -> Reply {
     )
 }
 
+/// A running admin server on its own glommio executor thread.
+struct Harness {
+    addr: SocketAddr,
+    ready: Arc<AtomicBool>,
+    draining: Arc<AtomicBool>,
+    stop: StopOnDrop,
+    executor: glommio::ExecutorJoinHandle<()>,
+}
+
+impl Harness {
+    /// Start through `admin::spawn` (default limits), or `serve_with(limits)` when given.
+    fn start(limits: Option<AdminLimits>) -> Harness {
+        let ready = Arc::new(AtomicBool::new(false));
+        let draining = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let executor = {
+            let (ready, draining, stop) = (ready.clone(), draining.clone(), stop.clone());
+            glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+                .io_memory(512 << 10)
+                .name("admin-test")
+                .spawn(move || async move {
+                    let listener = glommio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+                    let addr = listener.local_addr().expect("local addr");
+                    let state: Rc<dyn AdminState> = Rc::new(FakeState { ready, draining });
+                    let server = match limits {
+                        None => super::spawn(listener, state).expect("spawn admin"),
+                        Some(limits) => glommio::spawn_local(serve_with(listener, state, limits)),
+                    };
+                    addr_tx.send(addr).expect("send addr");
+                    while !stop.load(Ordering::SeqCst) {
+                        glommio::timer::sleep(Duration::from_millis(10)).await;
+                    }
+                    drop(server);
+                })
+                .expect("start executor")
+        };
+        let stop = StopOnDrop(stop);
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("server address");
+        Harness {
+            addr,
+            ready,
+            draining,
+            stop,
+            executor,
+        }
+    }
+
+    fn stop(self) {
+        drop(self.stop);
+        self.executor.join().expect("executor exits cleanly");
+    }
+}
+
 #[test]
 fn serves_admin_endpoints_on_a_real_executor() {
-    let ready = Arc::new(AtomicBool::new(false));
-    let draining = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (addr_tx, addr_rx) = mpsc::channel();
-
-    let executor = {
-        let (ready, draining, stop) = (ready.clone(), draining.clone(), stop.clone());
-        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-            .io_memory(512 << 10)
-            .name("admin-test")
-            .spawn(move || async move {
-                let listener = glommio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-                let addr = listener.local_addr().expect("local addr");
-                let state: Rc<dyn AdminState> = Rc::new(FakeState { ready, draining });
-                let server = super::spawn(listener, state).expect("spawn admin");
-                addr_tx.send(addr).expect("send addr");
-                while !stop.load(Ordering::SeqCst) {
-                    glommio::timer::sleep(Duration::from_millis(10)).await;
-                }
-                drop(server);
-            })
-            .expect("start executor")
-    };
-    let stop_guard = StopOnDrop(stop);
-    let addr = addr_rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("server address");
+    let harness = Harness::start(None);
+    let (addr, ready, draining) = (harness.addr, &harness.ready, &harness.draining);
 
     let r = get(addr, "/ready");
     assert_eq!((r.status, r.body.as_str()), (503, "not ready\n"));
@@ -271,6 +302,41 @@ fn serves_admin_endpoints_on_a_real_executor() {
     // The server still answers after all that.
     assert_eq!(get(addr, "/").status, 200);
 
-    drop(stop_guard);
-    executor.join().expect("executor exits cleanly");
+    harness.stop();
+}
+
+#[test]
+fn slow_client_gets_408_and_connection_bound_holds_others_back() {
+    let limits = AdminLimits {
+        max_connections: 1,
+        read_timeout: Duration::from_millis(200),
+        write_timeout: Duration::from_secs(5),
+        head_deadline: Duration::from_millis(400),
+    };
+    let harness = Harness::start(Some(limits));
+    let started = Instant::now();
+
+    // A trickles its head and so holds the only connection slot until its deadline.
+    let mut a = TcpStream::connect(harness.addr).expect("connect");
+    a.write_all(b"GET /re").expect("write");
+    std::thread::sleep(Duration::from_millis(50));
+
+    // B's request waits in the backlog until A's slot frees.
+    let b = get(harness.addr, "/ready");
+    assert_eq!(b.status, 503);
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "B was answered while A held the only slot"
+    );
+
+    a.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut reply = Vec::new();
+    a.read_to_end(&mut reply).expect("read");
+    assert!(
+        reply.starts_with(b"HTTP/1.1 408 "),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    harness.stop();
 }
