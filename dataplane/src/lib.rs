@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod cluster;
 pub mod config;
+pub mod http;
 pub mod route;
 pub mod telemetry;
 pub mod uring;

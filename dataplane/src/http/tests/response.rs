@@ -1,0 +1,296 @@
+//! Response head tables: framing (RFC 9112 §6.3), reuse, hop-by-hop, refusals.
+
+use super::*;
+
+/// `res!(name, bytes, Err(Variant))` or `res!(name, bytes, method, |head, buf| { asserts })`.
+macro_rules! res {
+    ($name:ident, $buf:expr, Err($err:ident)) => {
+        #[test]
+        fn $name() {
+            assert_eq!(
+                res_err($buf),
+                HeadError::$err,
+                "{:?}",
+                String::from_utf8_lossy($buf)
+            );
+        }
+    };
+    ($name:ident, $buf:expr, $method:ident, |$h:ident, $b:ident| $body:block) => {
+        #[test]
+        fn $name() {
+            let $b: &[u8] = $buf;
+            let $h = res_ok($b, Method::$method);
+            $body
+        }
+    };
+}
+
+fn fwd(h: &ResponseHead, buf: &[u8], name: &str) -> bool {
+    h.headers
+        .iter()
+        .find(|f| f.name.get(buf).eq_ignore_ascii_case(name.as_bytes()))
+        .map(|f| f.forward)
+        .unwrap_or_else(|| panic!("no header {name}"))
+}
+
+res!(
+    frames_by_content_length,
+    b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n",
+    Get,
+    |h, b| {
+        assert_eq!(h.status, 200);
+        assert_eq!(h.framing, ResponseFraming::Length(12));
+        assert!(h.keep_alive);
+        assert_eq!(h.status_line.get(b), b"HTTP/1.1 200 OK\r\n");
+    }
+);
+res!(
+    frames_chunked,
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+    Get,
+    |h, b| {
+        assert_eq!(h.framing, ResponseFraming::Chunked);
+        assert!(h.keep_alive);
+        assert!(fwd(&h, b, "transfer-encoding"));
+    }
+);
+res!(
+    frames_non_chunked_te_as_close_delimited,
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+    Get,
+    |h, _b| {
+        assert_eq!(h.framing, ResponseFraming::CloseDelimited);
+        assert!(!h.keep_alive);
+    }
+);
+res!(
+    frames_unlimited_body_as_close_delimited,
+    b"HTTP/1.1 200 OK\r\nServer: x\r\n\r\n",
+    Get,
+    |h, _b| {
+        assert_eq!(h.framing, ResponseFraming::CloseDelimited);
+        assert!(!h.keep_alive);
+    }
+);
+res!(
+    head_response_has_no_body,
+    b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n",
+    Head,
+    |h, _b| {
+        assert_eq!(h.framing, ResponseFraming::None);
+        assert!(h.keep_alive);
+    }
+);
+res!(
+    no_content_has_no_body,
+    b"HTTP/1.1 204 No Content\r\n\r\n",
+    Get,
+    |h, _b| {
+        assert_eq!(h.framing, ResponseFraming::None);
+        assert!(h.keep_alive);
+    }
+);
+res!(
+    not_modified_has_no_body_despite_length,
+    b"HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n",
+    Get,
+    |h, _b| {
+        assert_eq!(h.framing, ResponseFraming::None);
+    }
+);
+res!(
+    continue_is_interim,
+    b"HTTP/1.1 100 Continue\r\n\r\n",
+    Post,
+    |h, _b| {
+        assert!(h.is_interim());
+        assert_eq!(h.framing, ResponseFraming::None);
+    }
+);
+res!(
+    early_hints_is_interim,
+    b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n",
+    Get,
+    |h, _b| {
+        assert!(h.is_interim());
+    }
+);
+res!(
+    switching_protocols_is_upgrade_not_interim,
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    Get,
+    |h, b| {
+        assert!(!h.is_interim());
+        assert!(h.is_upgrade());
+        assert!(!h.keep_alive);
+        assert!(fwd(&h, b, "upgrade"));
+        assert!(!fwd(&h, b, "connection"));
+    }
+);
+res!(
+    strips_upgrade_on_ordinary_response,
+    b"HTTP/1.1 200 OK\r\nUpgrade: h2c\r\nContent-Length: 0\r\n\r\n",
+    Get,
+    |h, b| {
+        assert!(!fwd(&h, b, "upgrade"));
+        assert_eq!(h.framing, ResponseFraming::None);
+    }
+);
+res!(
+    http10_response_closes_by_default,
+    b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n",
+    Get,
+    |h, _b| {
+        assert_eq!(h.version_minor, 0);
+        assert!(!h.keep_alive);
+    }
+);
+res!(http10_response_with_keep_alive_is_reusable, b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 1\r\n\r\n", Get, |h, b| {
+    assert!(h.keep_alive);
+    assert!(!fwd(&h, b, "keep-alive"));
+});
+res!(
+    connection_close_response_not_reusable,
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n",
+    Get,
+    |h, _b| {
+        assert!(!h.keep_alive);
+    }
+);
+res!(
+    accepts_status_line_without_reason,
+    b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n",
+    Get,
+    |h, _b| {
+        assert_eq!(h.status, 200);
+    }
+);
+res!(
+    strips_fields_named_in_connection_from_response,
+    b"HTTP/1.1 200 OK\r\nConnection: x-b\r\nX-B: 1\r\nX-C: 2\r\nContent-Length: 0\r\n\r\n",
+    Get,
+    |h, b| {
+        assert!(!fwd(&h, b, "x-b"));
+        assert!(fwd(&h, b, "x-c"));
+    }
+);
+
+res!(
+    rejects_response_cl_and_te,
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+    Err(ContentLengthWithTransferEncoding)
+);
+res!(
+    rejects_response_differing_cl,
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\n",
+    Err(ConflictingContentLength)
+);
+res!(
+    rejects_response_bad_cl,
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5 5\r\n\r\n",
+    Err(InvalidContentLength)
+);
+res!(
+    rejects_response_te_on_http10,
+    b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+    Err(TransferEncodingInHttp10)
+);
+res!(
+    rejects_response_unknown_coding,
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: br, chunked\r\n\r\n",
+    Err(UnknownTransferCoding)
+);
+res!(
+    rejects_response_chunked_twice,
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip, chunked\r\n\r\n",
+    Err(ChunkedTwice)
+);
+res!(
+    rejects_response_obs_fold,
+    b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n",
+    Err(ObsFold)
+);
+res!(
+    rejects_response_space_before_colon,
+    b"HTTP/1.1 200 OK\r\nX : a\r\n\r\n",
+    Err(WhitespaceBeforeColon)
+);
+res!(
+    rejects_response_bare_lf,
+    b"HTTP/1.1 200 OK\nContent-Length: 0\n\n",
+    Err(BareLf)
+);
+res!(
+    rejects_response_status_over_599,
+    b"HTTP/1.1 600 Odd\r\n\r\n",
+    Err(InvalidStatus)
+);
+res!(
+    rejects_response_status_under_100,
+    b"HTTP/1.1 099 Odd\r\n\r\n",
+    Err(InvalidStatus)
+);
+res!(
+    rejects_response_two_digit_status,
+    b"HTTP/1.1 20 OK\r\n\r\n",
+    Err(InvalidStatus)
+);
+res!(
+    rejects_response_bad_version,
+    b"HTTP/2.0 200 OK\r\n\r\n",
+    Err(InvalidVersion)
+);
+res!(
+    rejects_response_control_char,
+    b"HTTP/1.1 200 OK\r\nX: \x02\r\n\r\n",
+    Err(InvalidHeaderValue)
+);
+
+#[test]
+fn parses_interim_then_final_response_from_one_buffer() {
+    let buf: &[u8] =
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok";
+    let mut head = ResponseHead::default();
+    let Ok(Parsed::Complete(n)) = parse_response_head(buf, &LIMITS, Method::Post, &mut head) else {
+        panic!()
+    };
+    assert!(head.is_interim());
+    let rest = &buf[n..];
+    let Ok(Parsed::Complete(m)) = parse_response_head(rest, &LIMITS, Method::Post, &mut head)
+    else {
+        panic!()
+    };
+    assert_eq!(head.status, 201);
+    assert_eq!(&rest[m..], b"ok");
+}
+
+#[test]
+fn response_split_at_every_byte_equals_whole() {
+    let input: &[u8] =
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: x-a\r\nX-A: 1\r\n\r\nabc";
+    let mut whole = ResponseHead::default();
+    let Ok(Parsed::Complete(n)) = parse_response_head(input, &LIMITS, Method::Get, &mut whole)
+    else {
+        panic!()
+    };
+    let mut part = ResponseHead::default();
+    for k in 0..input.len() {
+        let r = parse_response_head(&input[..k], &LIMITS, Method::Get, &mut part);
+        if k < n {
+            assert_eq!(r, Ok(Parsed::Partial), "prefix {k}");
+        } else {
+            assert_eq!(r, Ok(Parsed::Complete(n)));
+            assert_eq!(part, whole);
+        }
+    }
+    fuzz_logic::response_head(input);
+}
+
+#[test]
+fn rejects_oversized_response_head() {
+    let buf = format!(
+        "HTTP/1.1 200 OK\r\nX: {}",
+        "a".repeat(LIMITS.max_head_bytes)
+    );
+    assert_eq!(res_err(buf.as_bytes()), HeadError::HeadTooLarge);
+}

@@ -1,0 +1,139 @@
+//! Writing forwarded heads and the proxy's own responses.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::*;
+
+fn forwarded_request(buf: &[u8], extras: &RequestExtras<'_>) -> (Vec<u8>, Vec<Segment>) {
+    let head = req_ok(buf);
+    let (mut added, mut segs, mut out) = (Vec::new(), Vec::new(), Vec::new());
+    request_segments(&head, extras, &mut added, &mut segs);
+    write_segments(&segs, buf, &added, &mut out);
+    (out, segs)
+}
+
+const V4: RequestExtras<'static> = RequestExtras {
+    client_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)),
+    proto: "https",
+    request_id: Some(b"rid-1"),
+};
+
+#[test]
+fn forwards_request_as_one_original_span_plus_added_headers() {
+    let buf = b"GET /a HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n";
+    let (out, segs) = forwarded_request(buf, &V4);
+    assert_eq!(segs.len(), 2);
+    assert_eq!(segs[0], Segment::Orig(Span::new(0, 39)));
+    assert_eq!(
+        out,
+        b"GET /a HTTP/1.1\r\nHost: h\r\nAccept: */*\r\nx-forwarded-for: 10.0.0.7\r\nx-forwarded-proto: https\r\nx-request-id: rid-1\r\n\r\n"
+    );
+}
+
+#[test]
+fn skips_hop_by_hop_lines_and_coalesces_the_rest() {
+    let buf = b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close, x-a\r\nX-A: 1\r\nX-B: 2\r\nX-Forwarded-Proto: http\r\nX-Request-Id: mine\r\n\r\n";
+    let (out, segs) = forwarded_request(buf, &V4);
+    assert_eq!(segs.len(), 4, "{segs:?}");
+    assert_eq!(
+        out,
+        b"GET / HTTP/1.1\r\nHost: h\r\nX-B: 2\r\nX-Request-Id: mine\r\nx-forwarded-for: 10.0.0.7\r\nx-forwarded-proto: https\r\n\r\n"
+    );
+}
+
+#[test]
+fn adds_connection_upgrade_for_websocket() {
+    let buf = b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n";
+    let extras = RequestExtras {
+        client_ip: IpAddr::V6(Ipv6Addr::LOCALHOST),
+        proto: "http",
+        request_id: None,
+    };
+    let (out, _) = forwarded_request(buf, &extras);
+    assert_eq!(
+        out,
+        b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nx-forwarded-for: ::1\r\nx-forwarded-proto: http\r\nconnection: upgrade\r\n\r\n"
+    );
+}
+
+#[test]
+fn drops_request_id_with_unsafe_bytes() {
+    let buf = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+    let extras = RequestExtras {
+        request_id: Some(b"a\r\nx: y"),
+        ..V4
+    };
+    let (out, _) = forwarded_request(buf, &extras);
+    assert!(!out.windows(12).any(|w| w == b"x-request-id"));
+}
+
+fn forwarded_response(buf: &[u8], method: Method, extras: &ResponseExtras) -> Vec<u8> {
+    let head = res_ok(buf, method);
+    let (mut added, mut segs, mut out) = (Vec::new(), Vec::new(), Vec::new());
+    response_segments(&head, extras, &mut added, &mut segs);
+    write_segments(&segs, buf, &added, &mut out);
+    out
+}
+
+#[test]
+fn forwards_response_without_hop_by_hop_and_adds_close() {
+    let buf = b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n";
+    let extras = ResponseExtras {
+        close: true,
+        keep_alive_http10: false,
+    };
+    assert_eq!(
+        forwarded_response(buf, Method::Get, &extras),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nconnection: close\r\n\r\n"
+    );
+}
+
+#[test]
+fn adds_keep_alive_for_http10_client() {
+    let buf = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    let extras = ResponseExtras {
+        close: false,
+        keep_alive_http10: true,
+    };
+    assert_eq!(
+        forwarded_response(buf, Method::Get, &extras),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nconnection: keep-alive\r\n\r\n"
+    );
+}
+
+#[test]
+fn forwards_switching_protocols_with_upgrade() {
+    let buf = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n";
+    assert_eq!(
+        forwarded_response(buf, Method::Get, &ResponseExtras::default()),
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: x\r\nconnection: upgrade\r\n\r\n"
+    );
+}
+
+#[test]
+fn writes_simple_response() {
+    let mut out = b"prefix".to_vec();
+    write_simple_response(502, b"bad gateway\n", true, &mut out);
+    assert_eq!(
+        out,
+        b"prefixHTTP/1.1 502 Bad Gateway\r\nserver: ringway\r\ncontent-type: text/plain\r\ncontent-length: 12\r\nconnection: close\r\n\r\nbad gateway\n"
+    );
+    let mut out = Vec::new();
+    write_simple_response(404, b"", false, &mut out);
+    let mut head = ResponseHead::default();
+    assert_eq!(
+        parse_response_head(&out, &LIMITS, Method::Get, &mut head),
+        Ok(Parsed::Complete(out.len()))
+    );
+    assert_eq!(head.framing, ResponseFraming::None);
+    assert!(head.keep_alive);
+}
+
+#[test]
+fn reason_phrases_cover_proxy_statuses() {
+    for s in [400, 404, 413, 414, 417, 429, 431, 501, 502, 503, 504, 505] {
+        assert_ne!(reason_phrase(s), "Unknown", "{s}");
+    }
+    assert_eq!(reason_phrase(799), "Unknown");
+    assert_eq!(CONTINUE_100, b"HTTP/1.1 100 Continue\r\n\r\n");
+}

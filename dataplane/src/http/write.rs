@@ -1,0 +1,200 @@
+//! Writing heads: forwarded heads as segments of the original buffer plus added bytes, and
+//! the small complete responses the proxy produces itself.
+//!
+//! A forwarded head is a list of [`Segment`]s: `Orig` spans point into the buffer the head
+//! was parsed from (start line and every `forward` header line, adjacent lines coalesced into
+//! one span), `Added` spans point into a caller-owned `added` Vec that is cleared and refilled.
+//! The last segment is always `Added` and ends with the CRLF that closes the head. Nothing is
+//! allocated once `added` and `segs` have grown. glommio has no vectored write, so
+//! [`write_segments`] copies the segments into a connection's write buffer when needed.
+
+use std::io::Write as _;
+use std::net::IpAddr;
+
+use super::head::{RequestHead, ResponseHead, Span};
+
+/// A piece of an outgoing head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segment {
+    /// Bytes of the buffer the head was parsed from.
+    Orig(Span),
+    /// Bytes of the `added` Vec.
+    Added(Span),
+}
+
+impl Segment {
+    /// The bytes of this segment.
+    pub fn bytes<'a>(&self, orig: &'a [u8], added: &'a [u8]) -> &'a [u8] {
+        match self {
+            Segment::Orig(s) => s.get(orig),
+            Segment::Added(s) => s.get(added),
+        }
+    }
+}
+
+/// What the proxy adds to a forwarded request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestExtras<'a> {
+    /// Appended as its own `x-forwarded-for` line (an incoming one is kept).
+    pub client_ip: IpAddr,
+    /// `"http"` or `"https"`; the client's X-Forwarded-Proto is always replaced.
+    pub proto: &'static str,
+    /// Written as `x-request-id` only if the request has none.
+    pub request_id: Option<&'a [u8]>,
+}
+
+/// What the proxy adds to a forwarded response.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResponseExtras {
+    /// Add `connection: close` (the proxy closes the client connection after this response).
+    pub close: bool,
+    /// Add `connection: keep-alive` (an HTTP/1.0 client whose connection is kept).
+    pub keep_alive_http10: bool,
+}
+
+/// `100 Continue` the proxy sends itself for `Expect: 100-continue`.
+pub const CONTINUE_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// Segments of the request head to send upstream: request line and forwarded header lines as
+/// they were received, then `x-forwarded-for`, `x-forwarded-proto`, `x-request-id` (if absent),
+/// `connection: upgrade` (WebSocket upgrade only) and the final CRLF.
+pub fn request_segments(
+    head: &RequestHead,
+    extras: &RequestExtras<'_>,
+    added: &mut Vec<u8>,
+    segs: &mut Vec<Segment>,
+) {
+    segs.clear();
+    added.clear();
+    push_orig(
+        segs,
+        head.request_line,
+        head.headers.iter().filter(|h| h.forward).map(|h| h.line),
+    );
+    // Writes into a Vec cannot fail; Display for IpAddr does not allocate.
+    let _ = write!(added, "x-forwarded-for: {}\r\n", extras.client_ip);
+    added.extend_from_slice(b"x-forwarded-proto: ");
+    added.extend_from_slice(extras.proto.as_bytes());
+    added.extend_from_slice(b"\r\n");
+    // An id with anything but visible ASCII is dropped rather than risk header injection.
+    if let (None, Some(id)) = (head.request_id, extras.request_id) {
+        if !id.is_empty() && id.iter().all(|b| b.is_ascii_graphic()) {
+            added.extend_from_slice(b"x-request-id: ");
+            added.extend_from_slice(id);
+            added.extend_from_slice(b"\r\n");
+        }
+    }
+    if head.websocket_upgrade {
+        added.extend_from_slice(b"connection: upgrade\r\n");
+    }
+    added.extend_from_slice(b"\r\n");
+    segs.push(Segment::Added(Span::new(0, added.len() as u32)));
+}
+
+/// Segments of the response head to send to the client: status line and forwarded header
+/// lines, then `connection: upgrade` for a 101, else `connection: close` if `close`, else
+/// `connection: keep-alive` for a kept HTTP/1.0 client, and the final CRLF.
+pub fn response_segments(
+    head: &ResponseHead,
+    extras: &ResponseExtras,
+    added: &mut Vec<u8>,
+    segs: &mut Vec<Segment>,
+) {
+    segs.clear();
+    added.clear();
+    push_orig(
+        segs,
+        head.status_line,
+        head.headers.iter().filter(|h| h.forward).map(|h| h.line),
+    );
+    if head.is_upgrade() {
+        added.extend_from_slice(b"connection: upgrade\r\n");
+    } else if extras.close {
+        added.extend_from_slice(b"connection: close\r\n");
+    } else if extras.keep_alive_http10 {
+        added.extend_from_slice(b"connection: keep-alive\r\n");
+    }
+    added.extend_from_slice(b"\r\n");
+    segs.push(Segment::Added(Span::new(0, added.len() as u32)));
+}
+
+/// Pushes `first` and `lines` as `Orig` segments, merging spans that touch.
+fn push_orig(segs: &mut Vec<Segment>, first: Span, lines: impl Iterator<Item = Span>) {
+    let mut cur = first;
+    for line in lines {
+        if line.start == cur.end {
+            cur.end = line.end;
+        } else {
+            segs.push(Segment::Orig(cur));
+            cur = line;
+        }
+    }
+    segs.push(Segment::Orig(cur));
+}
+
+/// Appends the bytes of `segs` to `out`.
+pub fn write_segments(segs: &[Segment], orig: &[u8], added: &[u8], out: &mut Vec<u8>) {
+    for s in segs {
+        out.extend_from_slice(s.bytes(orig, added));
+    }
+}
+
+/// Appends a complete response produced by the proxy (errors, admin): status line,
+/// `server: ringway`, `content-type: text/plain`, `content-length`, `connection: close` if
+/// `close`, then `body`. For a response to HEAD pass an empty body.
+pub fn write_simple_response(status: u16, body: &[u8], close: bool, out: &mut Vec<u8>) {
+    // Writes into a Vec cannot fail; integer Display does not allocate.
+    let _ = write!(
+        out,
+        "HTTP/1.1 {} {}\r\nserver: ringway\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n",
+        status,
+        reason_phrase(status),
+        body.len()
+    );
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+/// Reason phrase for a status (RFC 9110 §15); `"Unknown"` for codes not listed.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        417 => "Expectation Failed",
+        421 => "Misdirected Request",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
