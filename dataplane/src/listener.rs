@@ -35,7 +35,8 @@ pub async fn accept_loop(w: Rc<Worker>, listener: usize, fd: RawFd) {
                     .get(listener)
                     .map_or(usize::MAX, |l| l.limits.max_connections);
                 if w.shared.active_connections() >= max {
-                    w.metrics.proxy_error(crate::telemetry::ErrorKind::Overloaded);
+                    w.metrics
+                        .proxy_error(crate::telemetry::ErrorKind::Overloaded);
                     // SAFETY: a descriptor we just accepted and nobody else has seen.
                     unsafe { libc::close(cfd) };
                     continue;

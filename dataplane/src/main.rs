@@ -1,6 +1,8 @@
 //! The `ringway` binary: CLI (CONFIG.md's contract), logging, signals, exit codes.
 //! The only home of `anyhow`: everything below returns typed errors; here they become one
 //! line on stderr and a non-zero exit.
+// Control plane, off the hot path: Mutexes guard state shared with the signal and DNS threads.
+#![allow(clippy::disallowed_types)]
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -115,26 +117,30 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let mut active_cfg = cfg;
     for sig in signals.forever() {
         match sig {
-            SIGHUP => match load(&cli.config) {
-                Ok(new) => {
-                    if !same_listeners(&active_cfg, &new) {
-                        tracing::error!("reload rejected: listeners (names or binds) changed; restart to apply");
-                        continue;
+            SIGHUP => {
+                match load(&cli.config) {
+                    Ok(new) => {
+                        if !same_listeners(&active_cfg, &new) {
+                            tracing::error!("reload rejected: listeners (names or binds) changed; restart to apply");
+                            continue;
+                        }
+                        let new = Arc::new(new);
+                        let eps = resolve_all(&new);
+                        if let Ok(mut t) = config_text.lock() {
+                            *t = new.render_toml();
+                        }
+                        if let Ok(mut c) = current.lock() {
+                            *c = (new.clone(), eps.clone());
+                        }
+                        running.broadcast(|| Control::Reload(new.clone(), eps.clone()));
+                        active_cfg = new;
+                        tracing::info!("configuration reloaded");
                     }
-                    let new = Arc::new(new);
-                    let eps = resolve_all(&new);
-                    if let Ok(mut t) = config_text.lock() {
-                        *t = new.render_toml();
+                    Err(e) => {
+                        tracing::error!("reload rejected, old configuration keeps serving: {e:#}")
                     }
-                    if let Ok(mut c) = current.lock() {
-                        *c = (new.clone(), eps.clone());
-                    }
-                    running.broadcast(|| Control::Reload(new.clone(), eps.clone()));
-                    active_cfg = new;
-                    tracing::info!("configuration reloaded");
                 }
-                Err(e) => tracing::error!("reload rejected, old configuration keeps serving: {e:#}"),
-            },
+            }
             _ => {
                 tracing::info!("draining (signal {sig})");
                 if let Some(r) = refresher {
@@ -142,7 +148,10 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 }
                 let left = running.drain(active_cfg.runtime.drain_timeout);
                 if left > 0 {
-                    tracing::warn!(connections = left, "drain timeout: closing remaining connections");
+                    tracing::warn!(
+                        connections = left,
+                        "drain timeout: closing remaining connections"
+                    );
                 }
                 tracing::info!("stopped");
                 return Ok(());
@@ -172,18 +181,20 @@ fn spawn_dns_refresher(
     }
     let current = current.clone();
     let controls = running.controls.clone();
-    let on_change = Box::new(move |cluster: config::ClusterId, addrs: Vec<std::net::SocketAddr>| {
-        let Ok(mut cur) = current.lock() else { return };
-        let mut eps: Vec<Vec<std::net::SocketAddr>> = cur.1.as_ref().clone();
-        if let Some(slot) = eps.get_mut(cluster.0 as usize) {
-            *slot = addrs;
-        }
-        let eps = Arc::new(eps);
-        cur.1 = eps.clone();
-        for c in &controls {
-            let _ = c.send(Control::Endpoints(eps.clone()));
-        }
-    });
+    let on_change = Box::new(
+        move |cluster: config::ClusterId, addrs: Vec<std::net::SocketAddr>| {
+            let Ok(mut cur) = current.lock() else { return };
+            let mut eps: Vec<Vec<std::net::SocketAddr>> = cur.1.as_ref().clone();
+            if let Some(slot) = eps.get_mut(cluster.0 as usize) {
+                *slot = addrs;
+            }
+            let eps = Arc::new(eps);
+            cur.1 = eps.clone();
+            for c in &controls {
+                let _ = c.send(Control::Endpoints(eps.clone()));
+            }
+        },
+    );
     match dns::DnsRefresher::spawn(targets, on_change) {
         Ok(r) => Some(r),
         Err(e) => {

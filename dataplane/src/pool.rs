@@ -49,7 +49,13 @@ impl Pools {
     }
 
     /// Keeps `up` for reuse unless the pool for `addr` already holds `max_idle`.
-    pub fn checkin(&mut self, addr: SocketAddr, mut up: UpstreamConn, max_idle: usize, now: Instant) {
+    pub fn checkin(
+        &mut self,
+        addr: SocketAddr,
+        mut up: UpstreamConn,
+        max_idle: usize,
+        now: Instant,
+    ) {
         if max_idle == 0 || !up.inb.is_empty() || up.conn.is_eof() {
             return;
         }

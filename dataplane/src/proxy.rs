@@ -179,7 +179,8 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) {
                     Err(f) => {
                         let (status, kind) = f.status();
                         w.metrics.proxy_error(kind);
-                        w.metrics.request_done(listener, Some(cluster), status, None);
+                        w.metrics
+                            .request_done(listener, Some(cluster), status, None);
                         if !started.get() && status != 0 {
                             respond(ds, status, f.body(), true).await;
                         }

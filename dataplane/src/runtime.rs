@@ -38,7 +38,11 @@ pub enum RuntimeError {
     #[error("cannot start worker executor: {0}")]
     Executor(String),
     #[error("locked-memory limit (ulimit -l) is {have} KiB but {need} KiB are needed for {workers} workers; raise it or lower --workers")]
-    MemLock { have: u64, need: u64, workers: usize },
+    MemLock {
+        have: u64,
+        need: u64,
+        workers: usize,
+    },
     #[error("worker {0} failed to start: {1}")]
     Worker(usize, String),
 }
@@ -167,13 +171,15 @@ pub fn start(
         fds.push(per);
     }
     let admin_listener = match &config.admin {
-        Some(a) => Some(
-            std::net::TcpListener::bind(a.bind).map_err(|source| RuntimeError::Bind {
-                what: "admin",
-                addr: a.bind,
-                source,
-            })?,
-        ),
+        Some(a) => {
+            Some(
+                std::net::TcpListener::bind(a.bind).map_err(|source| RuntimeError::Bind {
+                    what: "admin",
+                    addr: a.bind,
+                    source,
+                })?,
+            )
+        }
         None => None,
     };
     let shared = Arc::new(Shared {
@@ -222,7 +228,10 @@ pub fn start(
             return Err(RuntimeError::Worker(id, e));
         }
         if Instant::now() > deadline {
-            return Err(RuntimeError::Worker(0, "did not become ready in 10s".into()));
+            return Err(RuntimeError::Worker(
+                0,
+                "did not become ready in 10s".into(),
+            ));
         }
     }
     let admin = match admin_listener {

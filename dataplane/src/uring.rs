@@ -4,8 +4,8 @@
 //! provided-buffer ring for receives ([`bufring`]), and a slab of in-flight operations.
 //! Tasks push submission entries without a syscall; the driver task ([`Driver::run`]) submits
 //! them in batches with one `io_uring_enter(GETEVENTS)`, dispatches completions to the waiting
-//! futures, and when a pass finds nothing it parks on a glommio read of the ring's eventfd, so
-//! the glommio executor stays the one place a worker thread sleeps.
+//! futures, and when every task is waiting it sleeps in the ring itself, with a bounded
+//! timeout so wakes from other threads (control messages) are still seen.
 //!
 //! Invariants:
 //! - Memory the kernel reads or writes (buffers, `msghdr`, `iovec`, `sockaddr`, `timespec`)
@@ -29,7 +29,7 @@ pub(crate) mod tests;
 
 pub use bufring::RecvBuf;
 pub use driver::{Driver, DriverConfig};
-pub use net::{connect, sleep, timeout, Accept, Conn, IoVecs};
+pub use net::{connect, send_all, sleep, timeout, Accept, Conn, Elapsed, IoVecs};
 
 /// Errors of driver set-up. Per-operation failures are plain `std::io::Error`s (errno).
 #[derive(Debug, thiserror::Error)]
@@ -42,8 +42,6 @@ pub enum UringError {
     Setup(std::io::Error),
     #[error("cannot register the provided-buffer ring: {0} (needs Linux >= 5.19; lower runtime.io.recv_buffers or raise `ulimit -l`)")]
     BufRing(std::io::Error),
-    #[error("cannot create or register the driver eventfd: {0}")]
-    EventFd(std::io::Error),
     #[error("cannot allocate {0} bytes of receive buffers")]
     Memory(usize),
 }

@@ -144,7 +144,11 @@ pub async fn run(
     head_len: usize,
     started: &Cell<bool>,
 ) -> Result<bool, Failure> {
-    let ccfg = view.config.clusters.get(cluster).ok_or(Failure::NoEndpoint)?;
+    let ccfg = view
+        .config
+        .clusters
+        .get(cluster)
+        .ok_or(Failure::NoEndpoint)?;
     let cv = view.clusters.get(cluster).ok_or(Failure::NoEndpoint)?;
     let limits = &view.config.listeners[listener].limits;
     let idle = limits.idle_timeout;
@@ -375,7 +379,8 @@ pub async fn run(
 
     if upgrade {
         tunnel(w, ds, &mut up, idle).await;
-        w.metrics.request_done(listener, Some(cluster), status, Some(latency));
+        w.metrics
+            .request_done(listener, Some(cluster), status, Some(latency));
         return Ok(false);
     }
 
@@ -424,12 +429,9 @@ pub async fn run(
         && up.inb.is_empty()
         && (max_uses == 0 || up.uses < max_uses)
     {
-        w.pools.borrow_mut().checkin(
-            addr,
-            up,
-            ccfg.pool.max_idle,
-            Instant::now(),
-        );
+        w.pools
+            .borrow_mut()
+            .checkin(addr, up, ccfg.pool.max_idle, Instant::now());
     }
     Ok(!close)
 }
@@ -453,7 +455,13 @@ async fn get_conn(
             return Ok(up);
         }
     }
-    match timeout(&w.driver, ccfg.connect_timeout, uring::connect(&w.driver, addr)).await {
+    match timeout(
+        &w.driver,
+        ccfg.connect_timeout,
+        uring::connect(&w.driver, addr),
+    )
+    .await
+    {
         Ok(Ok(conn)) => {
             w.metrics.upstream_connect(cluster, true);
             Ok(UpstreamConn {

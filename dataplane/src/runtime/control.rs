@@ -3,6 +3,8 @@
 //!
 //! Invariant: the admin thread talks to workers only through their control channels; it never
 //! touches a worker's state directly.
+// Control plane, off the hot path: Mutexes guard state shared with the signal and DNS threads.
+#![allow(clippy::disallowed_types)]
 
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;

@@ -176,20 +176,17 @@ pub async fn run(
         })
     };
     shared.ready_workers.fetch_add(1, Ordering::AcqRel);
-    let mut endpoints_now = endpoints;
     while let Ok(msg) = control.recv_async().await {
         match msg {
             Control::Scrape(reply) => {
                 let _ = reply.send(w.metrics.snapshot());
             }
             Control::Reload(cfg, eps) => {
-                endpoints_now = eps;
-                *w.view.borrow_mut() = Rc::new(View::new(cfg, &endpoints_now, seed(id)));
+                *w.view.borrow_mut() = Rc::new(View::new(cfg, &eps, seed(id)));
             }
             Control::Endpoints(eps) => {
-                endpoints_now = eps;
                 let cfg = w.view().config.clone();
-                *w.view.borrow_mut() = Rc::new(View::new(cfg, &endpoints_now, seed(id)));
+                *w.view.borrow_mut() = Rc::new(View::new(cfg, &eps, seed(id)));
             }
             Control::Drain => {
                 w.draining.set(true);

@@ -8,8 +8,7 @@
 //! ```
 //!
 //! The driver loop: one `enter` per pass; a pass that found completions yields to let the
-//! woken tasks run; a pass that found none parks until either the ring's eventfd fires (read
-//! through glommio, so the executor sleeps in one place) or a task pushes a new entry.
+//! woken tasks run; an idle worker sleeps in the ring itself (see [`Driver::run`]).
 //!
 //! INVARIANT: `user_data` of every entry is a slot index, or [`CANCEL_TAG`] for cancel
 //! requests whose completion carries nothing. A slot is freed only after its final completion.
@@ -17,12 +16,9 @@
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::future::Future;
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Poll, Waker};
+use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
@@ -37,6 +33,8 @@ pub const MAX_IOV: usize = 16;
 /// owner catches up (per-connection backpressure on the shared buffer pool).
 const MAX_QUEUED_RECV: usize = 8;
 const CHUNK: usize = 64;
+/// Longest sleep of an idle worker in its ring (bounds the latency of control messages).
+pub const IDLE_WAIT: Duration = Duration::from_millis(20);
 /// `IORING_ENTER_GETEVENTS` (not re-exported by the io-uring crate).
 const IORING_ENTER_GETEVENTS: u32 = 1;
 
@@ -168,9 +166,7 @@ pub struct Driver {
     ring: RefCell<IoUring>,
     slots: RefCell<Slots>,
     bufs: BufRing,
-    eventfd: OwnedFd,
     unsubmitted: Cell<bool>,
-    driver_waker: RefCell<Option<Waker>>,
     buffer_waiters: RefCell<VecDeque<Waker>>,
     completions: RefCell<Vec<(u64, i32, u32)>>,
     stopping: Cell<bool>,
@@ -178,7 +174,7 @@ pub struct Driver {
 
 impl Driver {
     /// Creates the ring (SINGLE_ISSUER | DEFER_TASKRUN; must be called on the thread that
-    /// will use it), registers the buffer ring and the eventfd.
+    /// will use it) and registers the buffer ring.
     pub fn new(cfg: DriverConfig) -> Result<Rc<Driver>, UringError> {
         let ring = IoUring::builder()
             .setup_single_issuer()
@@ -199,23 +195,11 @@ impl Driver {
         }
         .map_err(UringError::BufRing)?;
         bufs.provide_all();
-        // SAFETY: plain syscall; the result is checked.
-        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-        if efd < 0 {
-            return Err(UringError::EventFd(io::Error::last_os_error()));
-        }
-        // SAFETY: efd is a fresh descriptor we own.
-        let eventfd = unsafe { OwnedFd::from_raw_fd(efd) };
-        ring.submitter()
-            .register_eventfd(eventfd.as_raw_fd())
-            .map_err(UringError::EventFd)?;
         Ok(Rc::new(Driver {
             ring: RefCell::new(ring),
             slots: RefCell::new(Slots::default()),
             bufs,
-            eventfd,
             unsubmitted: Cell::new(false),
-            driver_waker: RefCell::new(None),
             buffer_waiters: RefCell::new(VecDeque::new()),
             completions: RefCell::new(Vec::with_capacity(256)),
             stopping: Cell::new(false),
@@ -247,13 +231,6 @@ impl Driver {
     /// Asks the driver loop to end once no operation is in flight.
     pub fn stop(&self) {
         self.stopping.set(true);
-        self.wake_driver();
-    }
-
-    fn wake_driver(&self) {
-        if let Some(w) = self.driver_waker.borrow_mut().take() {
-            w.wake();
-        }
     }
 
     /// Allocates a slot, lets `build` write the entry (and any memory it points to into the
@@ -296,9 +273,7 @@ impl Driver {
             }
         }
         drop(ring);
-        if !self.unsubmitted.replace(true) {
-            self.wake_driver();
-        }
+        self.unsubmitted.set(true);
     }
 
     /// Requests cancellation of the operation in slot `idx` (its final completion still comes).
@@ -455,63 +430,42 @@ impl Driver {
         }
     }
 
-    /// The driver loop; spawn it once per worker, before any operation is awaited.
-    pub async fn run(self: Rc<Self>) {
-        // glommio owns (and closes) a duplicate of the eventfd.
-        // SAFETY: dup of a descriptor we own; checked below.
-        let dup = unsafe { libc::dup(self.eventfd.as_raw_fd()) };
-        if dup < 0 {
-            tracing::error!("cannot dup the driver eventfd; driver stops");
-            return;
+    /// Blocks the thread in the ring until a completion arrives or `max` passes.
+    fn wait(&self, max: Duration) {
+        let ring = self.ring.borrow();
+        let ts = types::Timespec::new()
+            .sec(max.as_secs())
+            .nsec(max.subsec_nanos());
+        let args = types::SubmitArgs::new().timespec(&ts);
+        if let Err(e) = ring.submitter().submit_with_args(1, &args) {
+            match e.raw_os_error() {
+                Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN) => {}
+                _ => tracing::error!(error = %e, "io_uring wait failed"),
+            }
         }
-        // SAFETY: `dup` is a fresh descriptor handed over to glommio.
-        let efd = Rc::new(unsafe { <glommio::io::BufferedFile as FromRawFd>::from_raw_fd(dup) });
-        let mut park: Option<Pin<Box<dyn Future<Output = ()>>>> = None;
+    }
+
+    /// The driver loop; spawn it once per worker, before any operation is awaited.
+    ///
+    /// A pass that finds completions yields so the woken tasks run. A pass that finds none
+    /// yields once more (every runnable task gets to run and queue its entries); if that
+    /// queued nothing either, the worker is idle and the thread sleeps in the ring itself
+    /// (`io_uring_enter` with `min_complete = 1`) for at most [`IDLE_WAIT`]. Everything a
+    /// worker waits for on the hot path is an operation of this ring, so I/O wakes it at once;
+    /// wakes from other threads (control messages) are seen within `IDLE_WAIT`. Sleeping here
+    /// instead of in a glommio read of an eventfd saves syscalls and keeps the idle → busy
+    /// transition free of allocation.
+    pub async fn run(self: Rc<Self>) {
         loop {
             let n = self.turn();
             if self.stopping.get() && self.live_ops() == 0 {
                 break;
             }
-            if n > 0 {
-                futures_lite::future::yield_now().await;
+            futures_lite::future::yield_now().await;
+            if n > 0 || self.unsubmitted.get() || self.stopping.get() {
                 continue;
             }
-            if park.is_none() {
-                let f = efd.clone();
-                park = Some(Box::pin(async move {
-                    let _ = f.read_at(0, 8).await;
-                }));
-            }
-            if let Some(p) = park.as_mut() {
-                if (Park {
-                    driver: &self,
-                    efd: p,
-                })
-                .await
-                {
-                    park = None;
-                }
-            }
-        }
-    }
-}
-
-/// Resolves `true` when the eventfd read completed, `false` when a task queued new entries.
-struct Park<'a> {
-    driver: &'a Driver,
-    efd: &'a mut Pin<Box<dyn Future<Output = ()>>>,
-}
-
-impl Future for Park<'_> {
-    type Output = bool;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
-        if self.driver.unsubmitted.get() || self.driver.stopping.get() {
-            return Poll::Ready(false);
-        }
-        *self.driver.driver_waker.borrow_mut() = Some(cx.waker().clone());
-        match self.efd.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(true),
-            Poll::Pending => Poll::Pending,
+            self.wait(IDLE_WAIT);
         }
     }
 }
