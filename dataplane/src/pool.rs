@@ -67,12 +67,18 @@ impl Pools {
         stack.push(Idle { up, since: now });
     }
 
-    /// Closes idle connections older than `idle_timeout` (called periodically).
-    pub fn sweep(&mut self, idle_timeout: impl Fn(SocketAddr) -> Duration, now: Instant) {
-        for (addr, stack) in self.by_addr.iter_mut() {
-            let t = idle_timeout(*addr);
-            stack.retain(|i| now.duration_since(i.since) < t && !i.up.conn.has_pending());
+    /// Closes `addr`'s idle connections older than `idle_timeout` or closed by the upstream
+    /// (called periodically; allocates nothing).
+    pub fn sweep(&mut self, addr: SocketAddr, idle_timeout: Duration, now: Instant) {
+        if let Some(stack) = self.by_addr.get_mut(&addr) {
+            stack
+                .retain(|i| now.duration_since(i.since) < idle_timeout && !i.up.conn.has_pending());
         }
+    }
+
+    /// Drops the pools of endpoints for which `keep` is false (after a reload or DNS change).
+    pub fn retain_endpoints(&mut self, keep: impl Fn(SocketAddr) -> bool) {
+        self.by_addr.retain(|a, _| keep(*a));
     }
 
     /// Idle connections held, all endpoints.

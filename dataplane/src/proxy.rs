@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::http::{self, BodyFraming, Parsed, RequestHead};
+use crate::http::{self, BodyFraming, Parsed, RequestHead, ResponseHead};
 use crate::route::{Action, RequestView, Selection};
 use crate::runtime::worker::{View, Worker};
 use crate::telemetry::ErrorKind;
@@ -38,6 +38,8 @@ pub struct Downstream {
     pub peer: SocketAddr,
     pub inb: InBuf,
     pub head: RequestHead,
+    /// Response head of the current exchange (reused: its header list keeps its capacity).
+    pub resp: ResponseHead,
     /// Scratch for added header lines and proxy-generated responses.
     pub added: Vec<u8>,
     pub segs: Vec<http::Segment>,
@@ -68,7 +70,8 @@ impl RequestView for HeadView<'_> {
 enum HeadOutcome {
     Ready(usize),
     Closed,
-    Error(u16, ErrorKind),
+    /// Status, metrics kind, and the reason sent as the body.
+    Error(u16, ErrorKind, String),
 }
 
 /// Serves one downstream connection until it closes.
@@ -80,6 +83,7 @@ pub async fn serve(w: Rc<Worker>, listener: usize, conn: Conn, peer: SocketAddr)
         peer,
         inb: InBuf::default(),
         head: RequestHead::default(),
+        resp: ResponseHead::default(),
         added: Vec::with_capacity(256),
         segs: Vec::with_capacity(16),
         out: Vec::with_capacity(256),
@@ -100,10 +104,10 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) {
         let head_len = match outcome {
             HeadOutcome::Ready(n) => n,
             HeadOutcome::Closed => return,
-            HeadOutcome::Error(status, kind) => {
+            HeadOutcome::Error(status, kind, reason) => {
                 w.metrics.proxy_error(kind);
                 w.metrics.request_done(listener, None, status, None);
-                respond(ds, status, http::reason_phrase(status).as_bytes(), true).await;
+                respond(ds, status, reason.as_bytes(), true).await;
                 return;
             }
         };
@@ -198,6 +202,12 @@ enum Target {
     Cluster(usize, Option<Duration>),
 }
 
+const HEAD_TIMEOUT_BODY: &str = "request head not received in time\n";
+/// Most bytes read and discarded after an error response before closing.
+const LINGER_BYTES: usize = 1 << 20;
+/// Longest time spent discarding after an error response.
+const LINGER_TIME: Duration = Duration::from_secs(1);
+
 /// Reads until a complete, valid request head is buffered.
 async fn read_head(
     w: &Rc<Worker>,
@@ -225,11 +235,14 @@ async fn read_head(
         match http::parse_request_head(ds.inb.bytes(), hl, &mut ds.head) {
             Ok(Parsed::Complete(n)) => return HeadOutcome::Ready(n),
             Ok(Parsed::Partial) => {}
-            Err(e) => return HeadOutcome::Error(e.status(), ErrorKind::BadRequest),
+            // The error path may allocate: the reason tells the client what to fix.
+            Err(e) => {
+                return HeadOutcome::Error(e.status(), ErrorKind::BadRequest, format!("{e}\n"))
+            }
         }
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
-            return HeadOutcome::Error(408, ErrorKind::HeadTimeout);
+            return HeadOutcome::Error(408, ErrorKind::HeadTimeout, HEAD_TIMEOUT_BODY.into());
         }
         match timeout(&w.driver, left, ds.conn.recv()).await {
             Ok(Ok(Some(b))) => {
@@ -237,7 +250,9 @@ async fn read_head(
                 ds.inb.push(b);
             }
             Ok(Ok(None)) | Ok(Err(_)) => return HeadOutcome::Closed,
-            Err(_) => return HeadOutcome::Error(408, ErrorKind::HeadTimeout),
+            Err(_) => {
+                return HeadOutcome::Error(408, ErrorKind::HeadTimeout, HEAD_TIMEOUT_BODY.into())
+            }
         }
     }
 }
@@ -246,9 +261,30 @@ async fn read_head(
 pub(crate) async fn respond(ds: &mut Downstream, status: u16, body: &[u8], close: bool) {
     let mut out = std::mem::take(&mut ds.out);
     http::write_simple_response(status, body, close, &mut out);
-    let (_, out) = ds.conn.send_all(out).await;
+    let (r, out) = ds.conn.send_all(out).await;
     ds.out = out;
-    if close {
-        ds.conn.shutdown_write();
+    if close && r.is_ok() {
+        linger_close(ds).await;
+    }
+}
+
+/// Half-closes, then reads and discards what the client still sends (bounded in bytes and
+/// time), so that closing with unread input does not reset the connection before the client
+/// has read our response.
+async fn linger_close(ds: &mut Downstream) {
+    ds.conn.shutdown_write();
+    ds.inb.clear();
+    let driver = ds.conn.driver().clone();
+    let deadline = std::time::Instant::now() + LINGER_TIME;
+    let mut seen = 0usize;
+    while seen < LINGER_BYTES {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match timeout(&driver, left, ds.conn.recv()).await {
+            Ok(Ok(Some(b))) => seen += b.len(),
+            _ => break,
+        }
     }
 }

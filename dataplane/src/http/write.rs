@@ -102,9 +102,18 @@ pub fn response_segments(
 ) {
     segs.clear();
     added.clear();
+    // The proxy speaks HTTP/1.1 to the client whatever the upstream spoke (RFC 9110 §6.2:
+    // the version is hop-by-hop); an HTTP/1.0 status line gets its version rewritten.
+    let mut status_line = head.status_line;
+    if head.version_minor == 0 && status_line.len() > HTTP_VERSION_LEN {
+        added.extend_from_slice(b"HTTP/1.1");
+        segs.push(Segment::Added(Span::new(0, HTTP_VERSION_LEN as u32)));
+        status_line.start += HTTP_VERSION_LEN as u32;
+    }
+    let tail_start = added.len() as u32;
     push_orig(
         segs,
-        head.status_line,
+        status_line,
         head.headers.iter().filter(|h| h.forward).map(|h| h.line),
     );
     if head.is_upgrade() {
@@ -115,8 +124,11 @@ pub fn response_segments(
         added.extend_from_slice(b"connection: keep-alive\r\n");
     }
     added.extend_from_slice(b"\r\n");
-    segs.push(Segment::Added(Span::new(0, added.len() as u32)));
+    segs.push(Segment::Added(Span::new(tail_start, added.len() as u32)));
 }
+
+/// Length of `HTTP/1.x`.
+const HTTP_VERSION_LEN: usize = 8;
 
 /// Pushes `first` and `lines` as `Orig` segments, merging spans that touch.
 fn push_orig(segs: &mut Vec<Segment>, first: Span, lines: impl Iterator<Item = Span>) {

@@ -15,7 +15,7 @@ use crate::cluster::balancer::PickContext;
 use crate::config::LbPolicy;
 use crate::http::{
     self, BodyFraming, ChunkedDecoder, HeadLimits, Parsed, RequestExtras, ResponseExtras,
-    ResponseFraming, ResponseHead,
+    ResponseFraming,
 };
 use crate::pool::UpstreamConn;
 use crate::runtime::worker::{View, Worker};
@@ -311,9 +311,9 @@ pub async fn run(
     }
 
     // Response head (skipping interim 100 Continue the proxy already answered itself).
-    let mut resp = ResponseHead::default();
+    let resp = &mut ds.resp;
     let resp_len = loop {
-        match http::parse_response_head(up.inb.bytes(), &RESPONSE_LIMITS, method, &mut resp) {
+        match http::parse_response_head(up.inb.bytes(), &RESPONSE_LIMITS, method, resp) {
             Ok(Parsed::Complete(n)) => {
                 if resp.is_interim() {
                     up.inb.consume(n);
@@ -345,7 +345,7 @@ pub async fn run(
     };
     let mut added = std::mem::take(&mut ds.added);
     let mut segs = std::mem::take(&mut ds.segs);
-    http::response_segments(&resp, &extras, &mut added, &mut segs);
+    http::response_segments(resp, &extras, &mut added, &mut segs);
 
     let mut rdec = ChunkedDecoder::new();
     let ravail = up.inb.len().saturating_sub(resp_len);

@@ -113,6 +113,14 @@ fn seed(id: usize) -> u64 {
     t ^ ((id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
+/// Keeps pooled connections only to endpoints that still exist (pools of unchanged endpoints
+/// survive a reload).
+fn retain_known_endpoints(w: &Worker, eps: &[Vec<SocketAddr>]) {
+    w.pools
+        .borrow_mut()
+        .retain_endpoints(|a| eps.iter().any(|c| c.contains(&a)));
+}
+
 /// Runs worker `id` until told to stop. Errors are reported to the starter as text.
 pub async fn run(
     id: usize,
@@ -161,17 +169,13 @@ pub async fn run(
             loop {
                 crate::uring::sleep(&w.driver, Duration::from_secs(1)).await;
                 let view = w.view();
-                let timeouts: std::collections::HashMap<SocketAddr, Duration> = view
-                    .config
-                    .clusters
-                    .iter()
-                    .zip(view.clusters.iter())
-                    .flat_map(|(c, cv)| cv.endpoints.iter().map(move |a| (*a, c.pool.idle_timeout)))
-                    .collect();
-                w.pools.borrow_mut().sweep(
-                    |a| timeouts.get(&a).copied().unwrap_or(Duration::ZERO),
-                    Instant::now(),
-                );
+                let now = Instant::now();
+                let mut pools = w.pools.borrow_mut();
+                for (c, cv) in view.config.clusters.iter().zip(view.clusters.iter()) {
+                    for addr in &cv.endpoints {
+                        pools.sweep(*addr, c.pool.idle_timeout, now);
+                    }
+                }
             }
         })
     };
@@ -183,10 +187,12 @@ pub async fn run(
             }
             Control::Reload(cfg, eps) => {
                 *w.view.borrow_mut() = Rc::new(View::new(cfg, &eps, seed(id)));
+                retain_known_endpoints(&w, &eps);
             }
             Control::Endpoints(eps) => {
                 let cfg = w.view().config.clone();
                 *w.view.borrow_mut() = Rc::new(View::new(cfg, &eps, seed(id)));
+                retain_known_endpoints(&w, &eps);
             }
             Control::Drain => {
                 w.draining.set(true);

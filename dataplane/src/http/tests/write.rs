@@ -137,3 +137,17 @@ fn reason_phrases_cover_proxy_statuses() {
     assert_eq!(reason_phrase(799), "Unknown");
     assert_eq!(CONTINUE_100, b"HTTP/1.1 100 Continue\r\n\r\n");
 }
+
+#[test]
+fn rewrites_an_http10_status_line_to_http11() {
+    let buf = b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    let mut head = ResponseHead::default();
+    let n = match parse_response_head(buf, &HeadLimits::default(), Method::Get, &mut head) {
+        Ok(Parsed::Complete(n)) => n,
+        other => panic!("{other:?}"),
+    };
+    let (mut added, mut segs, mut out) = (Vec::new(), Vec::new(), Vec::new());
+    response_segments(&head, &ResponseExtras::default(), &mut added, &mut segs);
+    write_segments(&segs, &buf[..n], &added, &mut out);
+    assert_eq!(out, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
+}
