@@ -20,7 +20,7 @@ use crate::http::{
 use crate::pool::UpstreamConn;
 use crate::runtime::worker::{View, Worker};
 use crate::telemetry::ErrorKind;
-use crate::uring::{self, send_all, timeout, Conn, RecvBuf};
+use crate::uring::{self, send_all, timeout, Conn, IoVecs, RecvBuf};
 
 use super::inbuf::{HeadOut, InBuf, Window};
 use super::{Downstream, HeadView};
@@ -134,6 +134,39 @@ async fn recv_into(
     }
 }
 
+/// Outcome of a send bounded by the idle timeout.
+enum Sent<T> {
+    Done(T),
+    /// The peer reset or closed; the buffers come back.
+    Failed(T),
+    /// No progress within the idle timeout (a peer that stopped reading).
+    TimedOut,
+}
+
+impl<T> Sent<T> {
+    fn or_fail(self, failed: Failure, timed_out: Failure) -> Result<T, Failure> {
+        match self {
+            Sent::Done(t) => Ok(t),
+            Sent::Failed(_) => Err(failed),
+            Sent::TimedOut => Err(timed_out),
+        }
+    }
+}
+
+/// Sends all of `bufs` on `fd`, giving up after `idle` without completion.
+async fn send_timed<T: IoVecs>(
+    driver: &Rc<crate::uring::Driver>,
+    fd: std::os::fd::RawFd,
+    idle: Duration,
+    bufs: T,
+) -> Sent<T> {
+    match timeout(driver, idle, send_all(driver, fd, bufs)).await {
+        Ok((Ok(()), b)) => Sent::Done(b),
+        Ok((Err(_), b)) => Sent::Failed(b),
+        Err(_) => Sent::TimedOut,
+    }
+}
+
 /// Runs the exchange; `Ok(true)` if the client connection may serve another request.
 pub async fn run(
     w: &Rc<Worker>,
@@ -230,11 +263,15 @@ pub async fn run(
             tail_at: head_len,
             tail,
         };
-        let (r, hout) = up.conn.send_all(hout).await;
+        let (ok, hout) = match send_timed(&w.driver, up.conn.fd(), idle, hout).await {
+            Sent::Done(h) => (true, h),
+            Sent::Failed(h) => (false, h),
+            Sent::TimedOut => return Err(Failure::Timeout),
+        };
         ds.inb = hout.inb;
         ds.added = hout.added;
         ds.segs = hout.segs;
-        if r.is_err() {
+        if !ok {
             if reused && retryable && !fresh_only {
                 fresh_only = true;
                 continue;
@@ -277,9 +314,10 @@ pub async fn run(
                     inb: std::mem::take(&mut ds.inb),
                     len: take,
                 };
-                let (r, win) = up.conn.send_all(win).await;
+                let win = send_timed(&w.driver, up.conn.fd(), idle, win)
+                    .await
+                    .or_fail(Failure::UpstreamReset, Failure::Timeout)?;
                 ds.inb = win.inb;
-                r.map_err(|_| Failure::UpstreamReset)?;
                 ds.inb.consume(take);
                 remaining -= take as u64;
             }
@@ -302,9 +340,10 @@ pub async fn run(
                     inb: std::mem::take(&mut ds.inb),
                     len: take,
                 };
-                let (r, win) = up.conn.send_all(win).await;
+                let win = send_timed(&w.driver, up.conn.fd(), idle, win)
+                    .await
+                    .or_fail(Failure::UpstreamReset, Failure::Timeout)?;
                 ds.inb = win.inb;
-                r.map_err(|_| Failure::UpstreamReset)?;
                 ds.inb.consume(take);
             }
         }
@@ -370,11 +409,12 @@ pub async fn run(
         tail_at: resp_len,
         tail: rtail,
     };
-    let (r, hout) = ds.conn.send_all(hout).await;
+    let hout = send_timed(&w.driver, ds.conn.fd(), idle, hout)
+        .await
+        .or_fail(Failure::Downstream, Failure::Downstream)?;
     up.inb = hout.inb;
     ds.added = hout.added;
     ds.segs = hout.segs;
-    r.map_err(|_| Failure::Downstream)?;
     up.inb.consume(resp_len + rtail);
 
     if upgrade {
@@ -413,9 +453,10 @@ pub async fn run(
             inb: std::mem::take(&mut up.inb),
             len: take,
         };
-        let (r, win) = ds.conn.send_all(win).await;
+        let win = send_timed(&w.driver, ds.conn.fd(), idle, win)
+            .await
+            .or_fail(Failure::Downstream, Failure::Downstream)?;
         up.inb = win.inb;
-        r.map_err(|_| Failure::Downstream)?;
         up.inb.consume(take);
     }
     w.metrics
