@@ -8,7 +8,7 @@
 //! timeout so wakes from other threads (control messages) are still seen.
 //!
 //! Invariants:
-//! - Memory the kernel reads or writes (buffers, `msghdr`, `iovec`, `sockaddr`, `timespec`)
+//! - Memory the kernel reads or writes (buffers, `msghdr`, `iovec`, `sockaddr`)
 //!   stays valid until the operation's final completion: futures own their buffers ("rent"
 //!   model); a future dropped early hands them to its slot and cancels the operation
 //!   ([`op`]); the slot frees them when the final completion arrives.
@@ -23,6 +23,7 @@ pub mod bufring;
 pub mod driver;
 pub mod net;
 pub mod op;
+pub mod timer;
 
 #[cfg(test)]
 pub(crate) mod tests;

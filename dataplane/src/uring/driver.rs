@@ -23,6 +23,7 @@ use std::time::Duration;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use super::bufring::{BufRing, RECV_GROUP};
+use super::timer::Timers;
 use super::UringError;
 
 /// `user_data` of cancel requests.
@@ -71,7 +72,7 @@ pub(crate) enum OpKind {
     AcceptMulti,
 }
 
-/// One in-flight operation. Fields the kernel reads by address (`ts`, `msg`, `iov`, `addr`)
+/// One in-flight operation. Fields the kernel reads by address (`msg`, `iov`, `addr`)
 /// never move: slots live in boxed chunks.
 pub(crate) struct Slot {
     pub state: SlotState,
@@ -82,7 +83,6 @@ pub(crate) struct Slot {
     pub finished: bool,
     pub cancel_sent: bool,
     pub kept: Option<Box<dyn Any>>,
-    pub ts: types::Timespec,
     pub msg: libc::msghdr,
     pub iov: [libc::iovec; MAX_IOV],
     pub addr: libc::sockaddr_storage,
@@ -99,7 +99,6 @@ impl Slot {
             finished: false,
             cancel_sent: false,
             kept: None,
-            ts: types::Timespec::new(),
             // SAFETY: all-zero is a valid msghdr / sockaddr_storage / iovec (null pointers, 0 lengths).
             msg: unsafe { std::mem::zeroed() },
             iov: [libc::iovec {
@@ -169,6 +168,7 @@ pub struct Driver {
     unsubmitted: Cell<bool>,
     buffer_waiters: RefCell<VecDeque<Waker>>,
     completions: RefCell<Vec<(u64, i32, u32)>>,
+    timers: RefCell<Timers>,
     stopping: Cell<bool>,
 }
 
@@ -202,8 +202,13 @@ impl Driver {
             unsubmitted: Cell::new(false),
             buffer_waiters: RefCell::new(VecDeque::new()),
             completions: RefCell::new(Vec::with_capacity(256)),
+            timers: RefCell::new(Timers::default()),
             stopping: Cell::new(false),
         }))
+    }
+
+    pub(crate) fn timers(&self) -> &RefCell<Timers> {
+        &self.timers
     }
 
     pub(crate) fn bufs(&self) -> &BufRing {
@@ -367,7 +372,7 @@ impl Driver {
             self.dispatch(ud, res, flags);
         }
         self.completions.borrow_mut().clear();
-        n
+        n + self.timers.borrow_mut().fire(std::time::Instant::now())
     }
 
     fn dispatch(&self, ud: u64, res: i32, flags: u32) {
@@ -430,8 +435,14 @@ impl Driver {
         }
     }
 
-    /// Blocks the thread in the ring until a completion arrives or `max` passes.
+    /// Blocks the thread in the ring until a completion arrives, `max` passes, or the next
+    /// timer is due.
     fn wait(&self, max: Duration) {
+        let max = match self.timers.borrow_mut().next_in(std::time::Instant::now()) {
+            Some(d) if d.is_zero() => return,
+            Some(d) => d.min(max),
+            None => max,
+        };
         let ring = self.ring.borrow();
         let ts = types::Timespec::new()
             .sec(max.as_secs())

@@ -1,6 +1,6 @@
 //! Sockets over the driver: [`Accept`] (multishot accept), [`Conn`] (multishot receive into
 //! the buffer ring, sends of owned buffers, vectored sends), [`connect`], and the timer
-//! helpers [`sleep`] / [`timeout`] built on `IORING_OP_TIMEOUT`.
+//! helpers [`sleep`] / [`timeout`] over the driver's per-core timers (`timer`).
 //!
 //! Invariants: a `Conn` owns its descriptor; dropping it shuts the socket down (so an armed
 //! multishot receive completes and the peer sees the close), cancels the receive and closes
@@ -354,19 +354,10 @@ pub async fn connect(driver: &Rc<Driver>, addr: SocketAddr) -> io::Result<Conn> 
     Ok(conn)
 }
 
-/// Completes after `dur` (an `IORING_OP_TIMEOUT` on the worker's ring).
-pub async fn sleep(driver: &Rc<Driver>, dur: Duration) {
-    // SAFETY: the timespec lives in the slot, stable until the final completion.
-    let op = unsafe {
-        let idx = driver.submit(OpKind::Single, |slot| {
-            slot.ts = types::Timespec::new()
-                .sec(dur.as_secs())
-                .nsec(dur.subsec_nanos());
-            opcode::Timeout::new(&slot.ts).build()
-        });
-        Op::new(driver.clone(), idx, ())
-    };
-    let _ = op.await;
+/// Completes after `dur`: a per-core timer the driver checks on every pass (no system call,
+/// no allocation in steady state).
+pub fn sleep(driver: &Rc<Driver>, dur: Duration) -> super::timer::Sleep {
+    super::timer::Sleep::new(driver.clone(), std::time::Instant::now() + dur)
 }
 
 /// The deadline passed before the operation completed.
