@@ -20,6 +20,24 @@ fn peer_addr(fd: RawFd) -> Option<SocketAddr> {
     sock.peer_addr().ok().and_then(|a| a.as_socket())
 }
 
+/// The answer to a connection over `max_connections`: sent with one non-blocking `send` (the
+/// socket buffer of a fresh connection always has room), then the descriptor is closed.
+const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nserver: ringway\r\ncontent-type: text/plain\r\ncontent-length: 29\r\nconnection: close\r\n\r\ntoo many connections; retry\r\n";
+
+fn reject_overloaded(fd: RawFd) {
+    // SAFETY: a descriptor we just accepted and nobody else has seen; the buffer is static.
+    unsafe {
+        libc::send(
+            fd,
+            OVERLOADED.as_ptr().cast(),
+            OVERLOADED.len(),
+            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+        );
+        libc::shutdown(fd, libc::SHUT_WR);
+        libc::close(fd);
+    }
+}
+
 /// Accepts on `fd` until the task is dropped.
 pub async fn accept_loop(w: Rc<Worker>, listener: usize, fd: RawFd) {
     let mut acc = Accept::new(w.driver.clone(), fd);
@@ -37,8 +55,7 @@ pub async fn accept_loop(w: Rc<Worker>, listener: usize, fd: RawFd) {
                 if w.shared.active_connections() >= max {
                     w.metrics
                         .proxy_error(crate::telemetry::ErrorKind::Overloaded);
-                    // SAFETY: a descriptor we just accepted and nobody else has seen.
-                    unsafe { libc::close(cfd) };
+                    reject_overloaded(cfd);
                     continue;
                 }
                 let peer = peer_addr(cfd).unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));

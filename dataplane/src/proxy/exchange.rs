@@ -249,6 +249,10 @@ pub async fn run(
         BodyFraming::Chunked => {
             let body = ds.inb.bytes().get(head_len..).unwrap_or(&[]);
             let c = decoder.feed(body).map_err(|_| Failure::BadRequestBody)?;
+            let max = limits.max_request_body_bytes;
+            if max > 0 && decoder.data_bytes() > max {
+                return Err(Failure::BodyTooLarge);
+            }
             (c, 0)
         }
     };
