@@ -202,6 +202,8 @@ enum Target {
     Cluster(usize, Option<Duration>),
 }
 
+/// How often a connection idle between requests checks for a drain.
+const IDLE_SLICE: Duration = Duration::from_millis(250);
 const HEAD_TIMEOUT_BODY: &str = "request head not received in time\n";
 /// Most bytes read and discarded after an error response before closing.
 const LINGER_BYTES: usize = 1 << 20;
@@ -218,16 +220,27 @@ async fn read_head(
 ) -> HeadOutcome {
     let hl = &view.listeners[listener].head_limits;
     // Wait for the first byte of the next request (keep-alive idle).
+    // Waited in slices so a drain closes idle keep-alive connections promptly; `recv` is
+    // cancel-safe (the multishot receive lives in the connection, not in the future).
     if ds.inb.is_empty() {
-        if w.draining.get() {
-            return HeadOutcome::Closed;
-        }
-        match timeout(&w.driver, limits.idle_timeout, ds.conn.recv()).await {
-            Ok(Ok(Some(b))) => {
-                w.metrics.bytes_received(listener, b.len() as u64);
-                ds.inb.push(b);
+        let idle_deadline = std::time::Instant::now() + limits.idle_timeout;
+        loop {
+            if w.draining.get() {
+                return HeadOutcome::Closed;
             }
-            _ => return HeadOutcome::Closed,
+            let left = idle_deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return HeadOutcome::Closed;
+            }
+            match timeout(&w.driver, left.min(IDLE_SLICE), ds.conn.recv()).await {
+                Ok(Ok(Some(b))) => {
+                    w.metrics.bytes_received(listener, b.len() as u64);
+                    ds.inb.push(b);
+                    break;
+                }
+                Ok(_) => return HeadOutcome::Closed,
+                Err(_) => continue,
+            }
         }
     }
     let deadline = std::time::Instant::now() + limits.request_head_timeout;
