@@ -17,6 +17,7 @@ fn route(matcher: RouteMatch, action: RouteAction) -> RouteConfig {
         matcher,
         action,
         timeout: Some(Duration::from_secs(5)),
+        policy: Default::default(),
     }
 }
 

@@ -104,6 +104,8 @@ pub struct RouteConfig {
     pub action: RouteAction,
     /// Whole upstream exchange, until the last response byte.
     pub timeout: Option<Duration>,
+    /// Traffic policy of the route; the default (nothing configured) costs nothing.
+    pub policy: RoutePolicy,
 }
 
 /// All given fields must hold; an empty match matches every request.
@@ -147,6 +149,8 @@ pub struct ClusterConfig {
     pub hash_key: HashKey,
     /// How often names in `endpoints` are re-resolved. Default 30s.
     pub dns_refresh: Duration,
+    /// Circuit breaking, health checking, outlier detection.
+    pub resilience: ClusterPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,4 +191,157 @@ impl Default for PoolConfig {
             max_requests_per_connection: 0,
         }
     }
+}
+
+/// A fraction of requests, in parts per million (TOML: a number 0..=100, up to 4 decimals).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Percent(pub u32);
+
+impl Percent {
+    pub const MILLION: u32 = 1_000_000;
+    pub const ALL: Percent = Percent(Self::MILLION);
+}
+
+/// `[listeners.routes.*]` policies (issue 4). `None` = not configured.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoutePolicy {
+    /// Timeout of one upstream try (a retry gets a fresh one); `timeout` bounds all tries.
+    pub per_try_timeout: Option<Duration>,
+    pub retry: Option<RetryPolicy>,
+    pub rate_limit: Option<RateLimit>,
+    pub fault: Option<FaultPolicy>,
+    pub mirror: Option<MirrorPolicy>,
+    pub headers: Option<HeaderPolicy>,
+}
+
+/// `[listeners.routes.retry]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub retry_on: RetryOn,
+    /// Statuses retried when `retry_on` contains `retriable-status-codes`.
+    pub retriable_status_codes: Vec<u16>,
+    /// Total tries including the first (1..=10). Default 2.
+    pub attempts: u32,
+    /// Exponential backoff with full jitter: try n waits up to min(max, base × 2^(n-1)).
+    /// Defaults 25ms / 250ms.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Request bodies up to this size are held so the request can be replayed (default 64 KiB,
+    /// 0 = only body-less requests are retried).
+    pub replay_buffer_bytes: u64,
+    /// Retry budget (Linkerd style): retries ≤ `budget_percent`% of the requests seen in the
+    /// last `budget_window`, plus `min_retries_per_second`. Defaults 20%, 10/s, 10s.
+    pub budget_percent: u32,
+    pub min_retries_per_second: u32,
+    pub budget_window: Duration,
+}
+
+/// Conditions of `retry_on` (TOML: a list of these names).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryOn {
+    /// `connect-failure`: the connection could not be opened (refused, timeout).
+    pub connect_failure: bool,
+    /// `reset`: the upstream closed or reset before any response byte.
+    pub reset: bool,
+    /// `gateway-error`: 502, 503 or 504 from the upstream (or a per-try timeout).
+    pub gateway_error: bool,
+    /// `5xx`: any 5xx from the upstream (or a per-try timeout).
+    pub server_error: bool,
+    /// `retriable-status-codes`: a status in `retriable_status_codes`.
+    pub retriable_status_codes: bool,
+}
+
+/// `[listeners.routes.rate_limit]`: a token bucket; rate and burst are for the whole process
+/// (each of the N workers gets 1/N of both, so no state is shared between cores).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests_per_second: u32,
+    /// Default: `requests_per_second`.
+    pub burst: u32,
+}
+
+/// `[listeners.routes.fault]`: chaos testing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultPolicy {
+    pub delay: Option<Duration>,
+    pub delay_percent: Percent,
+    pub abort_status: Option<u16>,
+    pub abort_percent: Percent,
+}
+
+/// `[listeners.routes.mirror]`: shadow a fraction of requests to another cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MirrorPolicy {
+    pub cluster: ClusterId,
+    pub percent: Percent,
+}
+
+/// `[listeners.routes.headers]`: header and path manipulation. Names are lower-case.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderPolicy {
+    /// Appended (an existing field of that name is kept).
+    pub request_add: Vec<(String, String)>,
+    /// Replaces every field of that name.
+    pub request_set: Vec<(String, String)>,
+    pub request_remove: Vec<String>,
+    pub response_add: Vec<(String, String)>,
+    pub response_set: Vec<(String, String)>,
+    pub response_remove: Vec<String>,
+    /// Replaces the matched `path_prefix` (the route must have one) with this.
+    pub path_prefix_rewrite: Option<String>,
+}
+
+/// Per-cluster resilience (issue 4).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterPolicy {
+    pub circuit_breaker: Option<CircuitBreaker>,
+    pub health_check: Option<HealthCheck>,
+    pub outlier_detection: Option<OutlierDetection>,
+    /// When every endpoint is unhealthy or ejected: use them all anyway, or answer 503.
+    pub when_all_unhealthy: AllUnhealthy,
+}
+
+/// `[clusters.circuit_breaker]`: limits for the whole process, shared out between workers
+/// (each gets ⌈limit / workers⌉). Over a limit → 503 with `x-ringway-overloaded: <limit>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CircuitBreaker {
+    pub max_connections: u32,
+    pub max_pending_requests: u32,
+    pub max_requests: u32,
+}
+
+/// `[clusters.health_check]`: active HTTP health checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub path: String,
+    /// Host header sent; default: the cluster name.
+    pub host: Option<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+}
+
+/// `[clusters.outlier_detection]`: passive ejection on consecutive failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutlierDetection {
+    /// Consecutive 5xx responses that eject an endpoint (0 = off). Default 5.
+    pub consecutive_5xx: u32,
+    /// Consecutive gateway failures (connect failure, reset, 502/503/504) that eject (0 = off).
+    /// Default 5.
+    pub consecutive_gateway_failure: u32,
+    /// Ejection n lasts `base_ejection_time × n`, at most `max_ejection_time`.
+    pub base_ejection_time: Duration,
+    pub max_ejection_time: Duration,
+    /// At most this share of the cluster's endpoints is ejected at once (0..=100). Default 50.
+    pub max_ejection_percent: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AllUnhealthy {
+    /// Traffic goes to all endpoints as if they were healthy (Envoy's panic mode).
+    #[default]
+    FailOpen,
+    /// Answer 503.
+    Reject,
 }

@@ -575,5 +575,6 @@ fn cluster(c: &mut Checker, raw: &RawCluster, path: &str) -> ClusterConfig {
             MAX_DURATION,
             DEFAULT_DNS_REFRESH,
         ),
+        resilience: Default::default(),
     }
 }

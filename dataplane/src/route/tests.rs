@@ -21,6 +21,7 @@ fn to(cluster: u32, matcher: RouteMatch) -> RouteConfig {
         matcher,
         action: RouteAction::Cluster(ClusterId(cluster)),
         timeout: None,
+        policy: Default::default(),
     }
 }
 
@@ -274,6 +275,7 @@ fn direct_and_timeout_are_exposed() {
                 body: "forbidden".into(),
             },
             timeout: Some(Duration::from_secs(5)),
+            policy: Default::default(),
         }],
     ));
     let Some(route) = table.select(&req(None, "/internal/x", &[])) else {
@@ -294,6 +296,7 @@ fn empty_split_answers_503_instead_of_panicking() {
             matcher: RouteMatch::default(),
             action: RouteAction::Split(vec![]),
             timeout: None,
+            policy: Default::default(),
         }],
     ));
     let route = table.select(&req(None, "/", &[])).unwrap();

@@ -145,6 +145,7 @@ fn targets_are_only_clusters_with_names() {
         pool: PoolConfig::default(),
         hash_key: HashKey::ClientIp,
         dns_refresh: Duration::from_secs(30),
+        resilience: Default::default(),
     };
     let config = Config {
         runtime: RuntimeConfig {

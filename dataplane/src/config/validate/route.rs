@@ -81,6 +81,7 @@ pub(super) fn route(
         matcher,
         action,
         timeout,
+        policy: Default::default(),
     })
 }
 
