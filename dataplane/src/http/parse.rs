@@ -285,10 +285,7 @@ fn find_head_end(buf: &[u8], from: usize, max: usize) -> Result<Option<usize>, H
         return Ok(None);
     };
     let mut pos = 0;
-    while let Some(off) = region
-        .get(pos..)
-        .and_then(|r| r.iter().position(|&b| b == b'\n'))
-    {
+    while let Some(off) = region.get(pos..).and_then(find_lf) {
         let i = pos + off;
         if i == 0 || region.get(i - 1) != Some(&b'\r') {
             return Err(HeadError::BareLf);
@@ -299,6 +296,32 @@ fn find_head_end(buf: &[u8], from: usize, max: usize) -> Result<Option<usize>, H
         pos = i + 1;
     }
     Ok(None)
+}
+
+/// Position of the first LF, eight bytes at a time (SWAR zero-byte test on `word ^ 0x0a..`).
+#[inline]
+pub(super) fn find_lf(hay: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const LF: u64 = LO * b'\n' as u64;
+    let mut chunks = hay.chunks_exact(8);
+    let mut base = 0;
+    for c in chunks.by_ref() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let x = u64::from_le_bytes(w) ^ LF;
+        let found = x.wrapping_sub(LO) & !x & HI;
+        if found != 0 {
+            // The lowest flagged byte is exact (borrows only propagate upwards).
+            return Some(base + (found.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| base + i)
 }
 
 /// On an incomplete head, refuse an over-long request target early (414) instead of waiting
