@@ -66,6 +66,11 @@ pub fn request_head(data: &[u8]) {
     }
     let Ok(Parsed::Complete(n)) = r else { return };
     assert_eq!(whole.head_len as usize, n);
+    assert!(whole
+        .request_line
+        .get(data)
+        .starts_with(whole.method_span.get(data)));
+    assert_eq!(whole.request_line.start, whole.method_span.start);
     for s in [
         whole.request_line,
         whole.method_span,
@@ -142,6 +147,7 @@ pub fn response_head(data: &[u8]) {
     }
     let Ok(Parsed::Complete(_)) = r else { return };
     check_span(whole.status_line, whole.head_len);
+    assert!(whole.status_line.get(data).starts_with(b"HTTP/1."));
     assert!((100..=599).contains(&whole.status));
     let (mut added, mut segs, mut out) = (Vec::new(), Vec::new(), Vec::new());
     let extras = ResponseExtras {

@@ -200,21 +200,29 @@ pub fn parse_response_head(
 ) -> Result<Parsed, ResponseError> {
     head.clear();
     let max_head = limits.max_head_bytes.min(u32::MAX as usize);
-    let Some(end) = find_head_end(buf, 0, max_head).map_err(ResponseError)? else {
+    // Stray CRLFs after a previous body are skipped like before a request line, so the
+    // forwarded status line never starts with an empty line.
+    let Some(skip) = skip_empty_lines(buf, MAX_LEADING_EMPTY_LINES).map_err(ResponseError)? else {
+        return partial(buf, max_head).map_err(ResponseError);
+    };
+    let Some(end) = find_head_end(buf, skip, max_head).map_err(ResponseError)? else {
         return partial(buf, max_head).map_err(ResponseError);
     };
     let head_buf = buf
         .get(..end)
+        .ok_or(ResponseError(HeadError::BadLineEnding))?;
+    let body = head_buf
+        .get(skip..)
         .ok_or(ResponseError(HeadError::BadLineEnding))?;
 
     let mut raw = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CAP];
     let max_headers = limits.max_headers.min(MAX_HEADERS_CAP);
     let mut res = httparse::Response::new(&mut []);
     let cfg = httparse::ParserConfig::default();
-    match cfg.parse_response_with_uninit_headers(&mut res, head_buf, &mut raw[..max_headers]) {
-        Ok(httparse::Status::Complete(n)) if n == head_buf.len() => {}
+    match cfg.parse_response_with_uninit_headers(&mut res, body, &mut raw[..max_headers]) {
+        Ok(httparse::Status::Complete(n)) if n == body.len() => {}
         Ok(_) => return Err(ResponseError(HeadError::BadLineEnding)),
-        Err(e) => return Err(ResponseError(response_error(e, head_buf))),
+        Err(e) => return Err(ResponseError(response_error(e, body))),
     }
     let (Some(code), Some(version)) = (res.code, res.version) else {
         return Err(ResponseError(HeadError::BadStatusLine));
@@ -233,7 +241,7 @@ pub fn parse_response_head(
         }
         None => end as u32 - 2,
     };
-    head.status_line = Span::new(0, line_end);
+    head.status_line = Span::new(skip as u32, line_end);
 
     let mut scan = Scan::default();
     record_headers(
@@ -285,10 +293,7 @@ fn find_head_end(buf: &[u8], from: usize, max: usize) -> Result<Option<usize>, H
         return Ok(None);
     };
     let mut pos = 0;
-    while let Some(off) = region
-        .get(pos..)
-        .and_then(|r| r.iter().position(|&b| b == b'\n'))
-    {
+    while let Some(off) = region.get(pos..).and_then(find_lf) {
         let i = pos + off;
         if i == 0 || region.get(i - 1) != Some(&b'\r') {
             return Err(HeadError::BareLf);
@@ -299,6 +304,32 @@ fn find_head_end(buf: &[u8], from: usize, max: usize) -> Result<Option<usize>, H
         pos = i + 1;
     }
     Ok(None)
+}
+
+/// Position of the first LF, eight bytes at a time (SWAR zero-byte test on `word ^ 0x0a..`).
+#[inline]
+pub(super) fn find_lf(hay: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const LF: u64 = LO * b'\n' as u64;
+    let mut chunks = hay.chunks_exact(8);
+    let mut base = 0;
+    for c in chunks.by_ref() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let x = u64::from_le_bytes(w) ^ LF;
+        let found = x.wrapping_sub(LO) & !x & HI;
+        if found != 0 {
+            // The lowest flagged byte is exact (borrows only propagate upwards).
+            return Some(base + (found.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| base + i)
 }
 
 /// On an incomplete head, refuse an over-long request target early (414) instead of waiting

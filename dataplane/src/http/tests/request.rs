@@ -686,3 +686,35 @@ fn parsing_split_at_every_byte_equals_parsing_whole() {
         fuzz_logic::request_head(input);
     }
 }
+
+#[test]
+fn finds_head_end_at_every_alignment() {
+    for pad in 0..20 {
+        let buf = format!(
+            "GET /{} HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\nrest",
+            "a".repeat(pad),
+            "b".repeat(pad * 3)
+        );
+        let head = req_ok(&buf.as_bytes()[..buf.len() - 4]);
+        assert_eq!(head.head_len as usize, buf.len() - 4);
+    }
+}
+
+#[test]
+fn swar_lf_search_matches_naive_search() {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    for len in 0..80 {
+        for _ in 0..50 {
+            let buf: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    [b'\n', b'\r', b'a', 0x8a, 0x0b, 0x09, 0xff, 0x00][(x % 8) as usize]
+                })
+                .collect();
+            let naive = buf.iter().position(|&b| b == b'\n');
+            assert_eq!(super::super::parse::find_lf(&buf), naive, "{buf:?}");
+        }
+    }
+}

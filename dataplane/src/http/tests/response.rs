@@ -294,3 +294,14 @@ fn rejects_oversized_response_head() {
     );
     assert_eq!(res_err(buf.as_bytes()), HeadError::HeadTooLarge);
 }
+
+#[test]
+fn skips_stray_empty_lines_before_status_line() {
+    let buf: &[u8] = b"\r\nHTTP/1.1 204 No Content\r\nX: 1\r\n\r\n";
+    let head = res_ok(buf, Method::Get);
+    assert_eq!(head.status_line.get(buf), b"HTTP/1.1 204 No Content\r\n");
+    let (mut added, mut segs, mut out) = (Vec::new(), Vec::new(), Vec::new());
+    response_segments(&head, &ResponseExtras::default(), &mut added, &mut segs);
+    write_segments(&segs, buf, &added, &mut out);
+    assert_eq!(out, b"HTTP/1.1 204 No Content\r\nX: 1\r\n\r\n");
+}
