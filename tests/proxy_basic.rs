@@ -1,0 +1,284 @@
+//! The ordinary HTTP/1.1 exchange through a real `ringway`: GET, keep-alive with upstream
+//! connection reuse, pipelining, HTTP/1.0, HEAD, bodiless statuses, chunked and
+//! Content-Length bodies both ways, `Expect: 100-continue`, exactly which headers the
+//! upstream receives, and nginx as the upstream.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Client, Nginx, Rig, Upstream};
+
+/// The header lines of the request head the upstream echoed at `/headers`.
+fn received_headers(body: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8_lossy(body)
+        .split("\r\n")
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+/// Sends `raw` (a full request to `/headers`) through a fresh proxy and returns the
+/// headers the upstream received.
+fn forwarded(raw: &str) -> Vec<(String, String)> {
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(1, up.addr(), "");
+    let mut c = rig.client();
+    c.send_raw(raw.as_bytes());
+    let r = c.read_response().expect("response");
+    assert_eq!(r.status, 200, "{}", r.text());
+    received_headers(&r.body)
+}
+
+#[test]
+fn get_is_proxied_to_the_default_cluster() {
+    let up = Upstream::start(&["--name", "a", "--body-size", "5"]);
+    let rig = Rig::simple(2, up.addr(), "");
+    let r = rig.client().get("/", "example.com");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-upstream"), Some("a"));
+    assert_eq!(r.body, b"abcde");
+    assert_eq!(up.stats().requests, 1);
+}
+
+#[test]
+fn keep_alive_serves_many_requests_and_reuses_upstream_connections() {
+    let up = Upstream::start(&["--body-size", "3"]);
+    let rig = Rig::simple(1, up.addr(), "");
+    let mut c = rig.client();
+    for i in 0..6 {
+        let r = c.get(&format!("/k{i}"), "example.com");
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, &b"abc"[..]),
+            "request {i}"
+        );
+    }
+    let s = up.stats();
+    assert_eq!(s.requests, 6);
+    assert!(
+        s.connections < 6,
+        "every request used a new upstream connection: {s:?}"
+    );
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(2, up.addr(), "");
+    let mut c = rig.client();
+    c.send_raw(
+        b"GET /size/1 HTTP/1.1\r\nHost: p\r\n\r\n\
+          GET /size/2 HTTP/1.1\r\nHost: p\r\n\r\n\
+          GET /size/3 HTTP/1.1\r\nHost: p\r\n\r\n",
+    );
+    for want in [&b"a"[..], b"ab", b"abc"] {
+        let r = c.read_response().expect("pipelined response");
+        assert_eq!((r.status, r.body.as_slice()), (200, want));
+    }
+    assert_eq!(up.stats().requests, 3);
+}
+
+#[test]
+fn http10_client_gets_a_response_and_a_close() {
+    let up = Upstream::start(&["--body-size", "4"]);
+    let rig = Rig::simple(2, up.addr(), "");
+    let mut c = rig.client();
+    c.send_raw(b"GET /old HTTP/1.0\r\nHost: old\r\n\r\n");
+    let r = c.read_response().expect("response");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"abcd"[..]));
+    assert!(
+        r.header("transfer-encoding").is_none(),
+        "chunked sent to 1.0 client"
+    );
+    assert!(
+        c.is_closed_by_peer(),
+        "HTTP/1.0 without keep-alive must be closed"
+    );
+}
+
+#[test]
+fn http10_client_gets_a_chunked_upstream_body_unchunked() {
+    let up = Upstream::start(&["--chunked", "--body-size", "10"]);
+    let rig = Rig::simple(2, up.addr(), "");
+    let mut c = rig.client();
+    c.send_raw(b"GET / HTTP/1.0\r\nHost: old\r\n\r\n");
+    let r = c.read_response().expect("response");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("transfer-encoding").is_none(),
+        "chunked sent to 1.0 client"
+    );
+    assert_eq!(r.body, b"abcdefghij");
+}
+
+#[test]
+fn head_gets_headers_and_no_body() {
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(2, up.addr(), "");
+    let mut c = rig.client();
+    c.send_raw(b"HEAD /size/100 HTTP/1.1\r\nHost: h\r\n\r\n");
+    let r = c.read_response_for("HEAD").expect("HEAD response");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some("100"));
+    // No body bytes may follow: the next response on the connection must parse cleanly.
+    let r = c.get("/size/2", "h");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"ab"[..]));
+}
+
+#[test]
+fn bodiless_204_and_304_keep_the_connection_usable() {
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(2, up.addr(), "");
+    let mut c = rig.client();
+    for status in [204u16, 304] {
+        let r = c.get(&format!("/status/{status}"), "s");
+        assert_eq!(r.status, status);
+        assert!(r.body.is_empty());
+    }
+    let r = c.get("/size/3", "s");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"abc"[..]));
+}
+
+#[test]
+fn chunked_response_is_relayed_intact() {
+    let up = Upstream::start(&["--chunked", "--body-size", "100000"]);
+    let rig = Rig::simple(2, up.addr(), "");
+    let mut c = rig.client();
+    let r = c.get("/", "c");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 100_000);
+    assert!(r
+        .body
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == b'a' + (i % 26) as u8));
+    // The connection stays usable after the chunked body.
+    assert_eq!(c.get("/", "c").body.len(), 100_000);
+}
+
+#[test]
+fn chunked_request_body_reaches_the_upstream() {
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(2, up.addr(), "");
+    let mut c = rig.client();
+    c.send_raw(
+        b"POST /echo HTTP/1.1\r\nHost: e\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5\r\nhello\r\n1;ext=1\r\n \r\n6\r\nworld!\r\n0\r\n\r\n",
+    );
+    let r = c.read_response().expect("response");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, b"hello world!");
+    // The connection is still in sync afterwards.
+    assert_eq!(c.get("/size/1", "e").body, b"a");
+}
+
+#[test]
+fn content_length_request_body_reaches_the_upstream() {
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(2, up.addr(), "");
+    let mut c = rig.client();
+    let body = vec![b'x'; 200_000];
+    let r = c.request("POST", "/echo", &[], &body).expect("response");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, body);
+    let r = c.request("PUT", "/echo", &[], b"").expect("response");
+    assert_eq!((r.status, r.body.len()), (200, 0));
+}
+
+#[test]
+fn expect_100_continue_gets_100_then_the_final_response() {
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(2, up.addr(), "");
+    let mut c = rig.client();
+    c.set_timeout(Duration::from_secs(3));
+    c.send_raw(
+        b"POST /echo HTTP/1.1\r\nHost: e\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    );
+    let interim = c
+        .read_response()
+        .expect("100 Continue before the body is sent");
+    assert_eq!(interim.status, 100);
+    c.send_raw(b"hello");
+    let r = c.read_response().expect("final response");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"hello"[..]));
+}
+
+#[test]
+fn x_forwarded_for_is_added_or_appended() {
+    let h = forwarded("GET /headers HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(values(&h, "x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(values(&h, "x-forwarded-proto"), ["http"]);
+    let h = forwarded("GET /headers HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.1.2.3\r\n\r\n");
+    let xff = values(&h, "x-forwarded-for").join(", ");
+    assert_eq!(xff, "10.1.2.3, 127.0.0.1", "headers received: {h:?}");
+}
+
+#[test]
+fn x_request_id_is_made_when_absent_and_kept_when_present() {
+    let h = forwarded("GET /headers HTTP/1.1\r\nHost: a\r\n\r\n");
+    let ids = values(&h, "x-request-id");
+    assert_eq!(ids.len(), 1, "{h:?}");
+    assert!(!ids[0].is_empty());
+    let h = forwarded("GET /headers HTTP/1.1\r\nHost: a\r\nX-Request-Id: abc-123\r\n\r\n");
+    assert_eq!(values(&h, "x-request-id"), ["abc-123"]);
+}
+
+#[test]
+fn host_is_forwarded_unchanged() {
+    let h = forwarded("GET /headers HTTP/1.1\r\nHost: Example.COM:8443\r\n\r\n");
+    assert_eq!(values(&h, "host"), ["Example.COM:8443"]);
+}
+
+#[test]
+fn hop_by_hop_headers_are_not_forwarded() {
+    let h = forwarded(
+        "GET /headers HTTP/1.1\r\nHost: a\r\n\
+         Connection: keep-alive, X-Hop-Secret, Upgrade, HTTP2-Settings\r\n\
+         Keep-Alive: timeout=5\r\nTE: trailers\r\nTrailer: X-Checksum\r\n\
+         Proxy-Connection: keep-alive\r\nX-Hop-Secret: 1\r\nUpgrade: h2c\r\n\
+         HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nX-End-To-End: kept\r\n\r\n",
+    );
+    for name in [
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "proxy-connection",
+        "x-hop-secret",
+        "upgrade",
+        "http2-settings",
+    ] {
+        assert!(
+            values(&h, name).is_empty(),
+            "{name} was forwarded; upstream received {h:?}"
+        );
+    }
+    assert_eq!(values(&h, "x-end-to-end"), ["kept"]);
+}
+
+#[test]
+fn nginx_upstream_serves_through_the_proxy() {
+    let Some(nginx) = Nginx::start() else { return };
+    let rig = Rig::simple(2, nginx.addr(), "");
+    let mut c = rig.client();
+    let r = c.get("/", "n");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
+    let direct = Client::connect(nginx.addr()).get("/files/1m.bin", "n");
+    assert_eq!(direct.body.len(), 1024 * 1024);
+    let r = c.get("/files/1m.bin", "n");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body == direct.body,
+        "1 MiB file differs through the proxy"
+    );
+}
