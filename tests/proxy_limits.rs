@@ -1,0 +1,249 @@
+//! Malformed, ambiguous and over-limit requests: each is answered by the proxy itself with
+//! the right status, `server: ringway` and a closed connection, and never reaches the
+//! upstream (`/__stats` stays at zero requests).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{Client, Response, Rig, Upstream};
+
+/// Small limits so every over-limit case is cheap to provoke.
+const LIMITS: &str = r#"
+[listeners.limits]
+max_request_target_bytes = 256
+max_request_head_bytes = 4096
+max_request_body_bytes = 1000
+max_headers = 20
+request_head_timeout = "500ms"
+"#;
+
+/// Sends `raw` on a fresh connection and checks the proxy's own error answer: status
+/// `want`, `server: ringway`, a short body, the connection closed, nothing forwarded.
+fn rejected(raw: &[u8], want: u16) -> Response {
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(1, up.addr(), LIMITS);
+    let mut c = rig.client();
+    c.send_raw(raw);
+    let r = c
+        .read_response()
+        .unwrap_or_else(|e| panic!("no answer to {:?}: {e}", String::from_utf8_lossy(raw)));
+    check_error_answer(&mut c, &r, want, raw);
+    assert_eq!(
+        up.stats().requests,
+        0,
+        "upstream received {:?}",
+        String::from_utf8_lossy(raw)
+    );
+    r
+}
+
+fn check_error_answer(c: &mut Client, r: &Response, want: u16, raw: &[u8]) {
+    let req = String::from_utf8_lossy(raw);
+    assert_eq!(r.status, want, "request {req:?} got {r:?}");
+    assert_eq!(r.header("server"), Some("ringway"), "request {req:?}");
+    assert!(!r.body.is_empty(), "error answers carry a short body");
+    assert!(
+        c.is_closed_by_peer(),
+        "connection left open after {want} to {req:?}"
+    );
+}
+
+#[test]
+fn content_length_with_transfer_encoding_is_400() {
+    rejected(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\
+          Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    );
+}
+
+#[test]
+fn differing_content_lengths_are_400() {
+    rejected(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        400,
+    );
+    rejected(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 6\r\n\r\nhello!",
+        400,
+    );
+}
+
+#[test]
+fn signed_content_length_is_400() {
+    rejected(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello",
+        400,
+    );
+}
+
+#[test]
+fn transfer_encoding_not_ending_in_chunked_is_400() {
+    rejected(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
+        400,
+    );
+}
+
+#[test]
+fn unknown_transfer_coding_is_501() {
+    rejected(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: foo, chunked\r\n\r\n0\r\n\r\n",
+        501,
+    );
+}
+
+#[test]
+fn obs_fold_is_400() {
+    rejected(
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n\r\n",
+        400,
+    );
+}
+
+#[test]
+fn whitespace_before_colon_is_400() {
+    rejected(b"GET / HTTP/1.1\r\nHost: x\r\nX-Bad : 1\r\n\r\n", 400);
+}
+
+#[test]
+fn missing_host_on_http11_is_400() {
+    rejected(b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", 400);
+}
+
+#[test]
+fn two_hosts_are_400() {
+    rejected(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
+}
+
+#[test]
+fn target_over_limit_is_414() {
+    let raw = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "t".repeat(300));
+    rejected(raw.as_bytes(), 414);
+}
+
+#[test]
+fn head_over_limit_is_431() {
+    let pad = format!("X-Pad: {}\r\n", "p".repeat(90));
+    let raw = format!("GET / HTTP/1.1\r\nHost: x\r\n{}\r\n", pad.repeat(50));
+    assert!(raw.len() > 4096);
+    rejected(raw.as_bytes(), 431);
+}
+
+#[test]
+fn body_over_limit_is_413() {
+    rejected(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n",
+        413,
+    );
+}
+
+#[test]
+fn invalid_chunk_size_is_400() {
+    // The head may legitimately have been forwarded before the bad chunk arrived; what the
+    // client sees is the contract: 400 and a close.
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(1, up.addr(), LIMITS);
+    let mut c = rig.client();
+    let raw = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n";
+    c.send_raw(raw);
+    let r = c.read_response().expect("answer to a bad chunk size");
+    check_error_answer(&mut c, &r, 400, raw);
+}
+
+#[test]
+fn slow_request_head_is_408() {
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(1, up.addr(), LIMITS);
+    let mut c = rig.client();
+    c.set_timeout(Duration::from_secs(3));
+    let t0 = Instant::now();
+    c.send_raw(b"GET /slow HTTP/1.1\r\nHost: x\r\n");
+    let r = c.read_response().expect("408 after request_head_timeout");
+    let waited = t0.elapsed();
+    check_error_answer(&mut c, &r, 408, b"GET /slow HTTP/1.1\r\nHost: x\r\n");
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(2),
+        "408 after {waited:?} with request_head_timeout = 500ms"
+    );
+    assert_eq!(up.stats().requests, 0);
+}
+
+#[test]
+fn too_many_headers_is_431() {
+    let many: String = (0..30).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let raw = format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    rejected(raw.as_bytes(), 431);
+}
+
+#[test]
+fn nul_in_header_value_is_400() {
+    rejected(b"GET / HTTP/1.1\r\nHost: x\r\nX-Nul: a\0b\r\n\r\n", 400);
+}
+
+#[test]
+#[ignore = "bug: a chunked request body over max_request_body_bytes is forwarded whole; the client gets the upstream's 200"]
+fn chunked_body_over_limit_is_413_or_closed() {
+    // The size is only known as the chunks arrive: the head may have been forwarded, but
+    // the client must not see a success and the body must not pass the limit.
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(1, up.addr(), LIMITS);
+    let mut c = rig.client();
+    let chunk = format!("400\r\n{}\r\n", "c".repeat(1024));
+    let raw = format!("POST /sha256 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{chunk}{chunk}0\r\n\r\n");
+    let _ = c.try_send_raw(raw.as_bytes());
+    match c.read_response() {
+        Ok(r) => check_error_answer(&mut c, &r, 413, raw.as_bytes()),
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+            ),
+            "neither 413 nor a close: {e}"
+        ),
+    }
+}
+
+#[test]
+fn dripped_request_head_is_still_408() {
+    // A slowloris that keeps sending a byte every 100 ms is cut off by the head deadline,
+    // not kept alive by its activity.
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(1, up.addr(), LIMITS);
+    let mut c = rig.client();
+    c.set_timeout(Duration::from_millis(100));
+    let t0 = Instant::now();
+    let head = b"GET /slow HTTP/1.1\r\nHost: x\r\nX-Drip: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    for b in head.iter() {
+        if c.try_send_raw(&[*b]).is_err() || t0.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+        if c.is_closed_by_peer() {
+            break;
+        }
+        if let Ok(r) = c.read_response() {
+            assert_eq!(r.status, 408, "{r:?}");
+            break;
+        }
+    }
+    let waited = t0.elapsed();
+    assert!(
+        waited < Duration::from_millis(1500),
+        "slowloris kept its connection for {waited:?} with request_head_timeout = 500ms"
+    );
+    assert_eq!(up.stats().requests, 0);
+}
+
+#[test]
+fn request_within_limits_still_passes() {
+    // The limits above do not reject ordinary traffic.
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(1, up.addr(), LIMITS);
+    let mut c = rig.client();
+    let body = vec![b'b'; 1000];
+    let r = c.request("POST", "/echo", &[], &body).expect("response");
+    assert_eq!((r.status, r.body.len()), (200, 1000));
+    let r = c.get(&format!("/{}", "t".repeat(200)), "x");
+    assert_eq!(r.status, 200);
+}
