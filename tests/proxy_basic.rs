@@ -282,3 +282,136 @@ fn nginx_upstream_serves_through_the_proxy() {
         "1 MiB file differs through the proxy"
     );
 }
+
+#[test]
+fn pipelined_bodies_and_gets_stay_in_sync() {
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(2, up.addr(), "");
+    let mut c = rig.client();
+    c.send_raw(
+        b"POST /echo HTTP/1.1\r\nHost: p\r\nContent-Length: 3\r\n\r\none\
+          POST /echo HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\n3\r\ntwo\r\n0\r\n\r\n\
+          GET /size/5 HTTP/1.1\r\nHost: p\r\n\r\n",
+    );
+    for want in [&b"one"[..], b"two", b"abcde"] {
+        let r = c.read_response().expect("pipelined response");
+        assert_eq!((r.status, r.body.as_slice()), (200, want));
+    }
+}
+
+#[test]
+fn fifty_pipelined_requests_are_answered_in_order() {
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(1, up.addr(), "");
+    let mut c = rig.client();
+    let reqs: String = (1..=50)
+        .map(|n| format!("GET /size/{n} HTTP/1.1\r\nHost: p\r\n\r\n"))
+        .collect();
+    c.send_raw(reqs.as_bytes());
+    for n in 1..=50 {
+        let r = c.read_response().expect("pipelined response");
+        assert_eq!((r.status, r.body.len()), (200, n), "response {n}");
+    }
+}
+
+#[test]
+fn connection_close_request_gets_a_close() {
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(2, up.addr(), "");
+    let mut c = rig.client();
+    c.send_raw(b"GET / HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n");
+    let r = c.read_response().expect("response");
+    assert_eq!(r.status, 200);
+    assert!(c.is_closed_by_peer());
+}
+
+#[test]
+fn http10_keep_alive_client_is_kept_alive() {
+    let up = Upstream::start(&["--body-size", "2"]);
+    let rig = Rig::simple(2, up.addr(), "");
+    let mut c = rig.client();
+    for _ in 0..2 {
+        c.send_raw(b"GET / HTTP/1.0\r\nHost: old\r\nConnection: keep-alive\r\n\r\n");
+        let r = c.read_response().expect("response");
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"ab"[..]));
+        assert!(
+            r.header("connection")
+                .is_some_and(|v| v.eq_ignore_ascii_case("keep-alive")),
+            "a kept-alive 1.0 response must say so: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn request_target_and_repeated_headers_reach_the_upstream_unchanged() {
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(1, up.addr(), "");
+    let mut c = rig.client();
+    c.send_raw(
+        b"GET /headers?a=1&b=%2F%20x HTTP/1.1\r\nHost: a\r\nX-Multi: one\r\n\
+          X-Multi: two\r\nX-Empty:\r\n\r\n",
+    );
+    let r = c.read_response().expect("response");
+    let text = r.text();
+    assert!(
+        text.starts_with("GET /headers?a=1&b=%2F%20x HTTP/1.1\r\n"),
+        "{text:?}"
+    );
+    let h = received_headers(&r.body);
+    assert_eq!(values(&h, "x-multi"), ["one", "two"]);
+    assert_eq!(values(&h, "x-empty"), [""]);
+}
+
+#[test]
+fn uppercase_chunked_coding_is_accepted() {
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(2, up.addr(), "");
+    let mut c = rig.client();
+    c.send_raw(
+        b"POST /echo HTTP/1.1\r\nHost: e\r\nTransfer-Encoding: Chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    );
+    let r = c.read_response().expect("response");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
+}
+
+#[test]
+fn client_gone_mid_response_does_not_poison_the_pool() {
+    // The first client leaves before its (slow) response arrives; the upstream connection
+    // that still carries that response must not serve the next request.
+    let up = Upstream::start(&["--latency", "300ms"]);
+    let rig = Rig::simple(1, up.addr(), "");
+    let mut gone = rig.client();
+    gone.send_raw(b"GET /size/7 HTTP/1.1\r\nHost: g\r\n\r\n");
+    drop(gone);
+    std::thread::sleep(Duration::from_millis(50));
+    let mut c = rig.client();
+    for want in [&b"abc"[..], b"abcd"] {
+        let r = c.get(&format!("/size/{}", want.len()), "g");
+        assert_eq!((r.status, r.body.as_slice()), (200, want));
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    let r = c.get("/size/2", "g");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"ab"[..]));
+}
+
+#[test]
+fn many_concurrent_clients_are_all_served() {
+    let up = Upstream::start(&["--body-size", "64"]);
+    let rig = Rig::simple(2, up.addr(), "");
+    let listen = rig.listen;
+    let threads: Vec<_> = (0..32)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(listen);
+                for i in 0..10 {
+                    let r = c.get(&format!("/c{t}/{i}"), "c");
+                    assert_eq!((r.status, r.body.len()), (200, 64));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    assert_eq!(up.stats().requests, 320);
+}

@@ -247,3 +247,80 @@ fn request_within_limits_still_passes() {
     let r = c.get(&format!("/{}", "t".repeat(200)), "x");
     assert_eq!(r.status, 200);
 }
+
+#[test]
+fn chunked_applied_twice_is_400() {
+    rejected(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\
+          Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    );
+}
+
+#[test]
+fn empty_content_length_is_400() {
+    rejected(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n\r\n",
+        400,
+    );
+}
+
+#[test]
+fn invalid_header_name_is_400() {
+    rejected(b"GET / HTTP/1.1\r\nHost: x\r\nX(bad): 1\r\n\r\n", 400);
+}
+
+#[test]
+fn overflowing_chunk_size_is_400_or_closed() {
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(1, up.addr(), "");
+    let mut c = rig.client();
+    let raw = b"POST /sha256 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+                1ffffffffffffffff\r\nabc\r\n0\r\n\r\n";
+    c.send_raw(raw);
+    match c.read_response() {
+        Ok(r) => check_error_answer(&mut c, &r, 400, raw),
+        Err(e) => panic!("no answer to an overflowing chunk size: {e}"),
+    }
+}
+
+#[test]
+fn chunk_data_without_crlf_is_400() {
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(1, up.addr(), "");
+    let mut c = rig.client();
+    let raw = b"POST /sha256 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+                3\r\nabcXY0\r\n\r\n";
+    c.send_raw(raw);
+    let r = c.read_response().expect("answer to a malformed chunk");
+    check_error_answer(&mut c, &r, 400, raw);
+}
+
+#[test]
+#[ignore = "bug: with Expect: 100-continue and Content-Length over max_request_body_bytes the proxy sends 100 Continue, then 413"]
+fn expect_continue_over_the_body_limit_is_413_without_100() {
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(1, up.addr(), LIMITS);
+    let mut c = rig.client();
+    let raw =
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n";
+    c.send_raw(raw);
+    let r = c.read_response().expect("answer");
+    check_error_answer(&mut c, &r, 413, raw);
+    assert_eq!(up.stats().requests, 0);
+}
+
+#[test]
+fn error_after_a_good_pipelined_request_answers_both_in_order() {
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(1, up.addr(), LIMITS);
+    let mut c = rig.client();
+    let raw =
+        b"GET /size/2 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n";
+    c.send_raw(raw);
+    let r = c.read_response().expect("first response");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"ab"[..]));
+    let r = c.read_response().expect("second response");
+    check_error_answer(&mut c, &r, 400, raw);
+    assert_eq!(up.stats().requests, 1);
+}
