@@ -170,3 +170,37 @@ fn upstream_error_status_is_relayed_not_rewritten() {
     assert_eq!(r.status, 503);
     assert_eq!(r.header("x-upstream"), Some("u"));
 }
+
+#[test]
+fn timeout_after_the_response_head_closes_the_client_connection() {
+    // One byte every 5 ms: the head (~60 bytes) arrives within the 500 ms timeout, the
+    // 1000-byte body cannot. Either no byte reached the client yet (504), or the client
+    // sees the head and then a close; never a complete response, never a hang.
+    let up = Upstream::start(&[
+        "--fault",
+        "slow-drip",
+        "--drip-interval",
+        "5ms",
+        "--body-size",
+        "1000",
+    ]);
+    let rig = Rig::simple(2, up.addr(), TIMEOUT_ROUTE);
+    let mut c = rig.client();
+    let t0 = Instant::now();
+    c.send_raw(b"GET / HTTP/1.1\r\nHost: f\r\n\r\n");
+    match c.read_response() {
+        Ok(r) => proxy_error(&r, 504),
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+            ),
+            "{e}"
+        ),
+    }
+    assert!(
+        t0.elapsed() < Duration::from_millis(1500),
+        "took {:?}",
+        t0.elapsed()
+    );
+}

@@ -133,3 +133,70 @@ split = [ { cluster = "a", weight = 50 }, { cluster = "b", weight = 50 } ]
         (u64::from(na), u64::from(nb))
     );
 }
+
+#[test]
+fn round_robin_alternates_between_endpoints() {
+    let a = Upstream::start(&["--name", "a"]);
+    let b = Upstream::start(&["--name", "b"]);
+    let rig = Rig::start(&Spec::new(1, &[a.addr(), b.addr()]));
+    let mut c = rig.client();
+    let names: Vec<String> = (0..10)
+        .map(|_| {
+            c.get("/", "h")
+                .header("x-upstream")
+                .unwrap_or("?")
+                .to_string()
+        })
+        .collect();
+    let na = names.iter().filter(|n| *n == "a").count();
+    assert_eq!(na, 5, "round robin over one worker: {names:?}");
+}
+
+#[test]
+fn dead_endpoint_does_not_take_the_live_one_down() {
+    let dead = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let live = Upstream::start(&["--name", "live"]);
+    let rig = Rig::start(&Spec::new(1, &[dead, live.addr()]));
+    let mut ok = 0;
+    for _ in 0..10 {
+        let mut c = rig.client();
+        let r = c.get("/", "h");
+        match r.status {
+            200 => ok += 1,
+            502 | 503 => assert_eq!(r.header("server"), Some("ringway")),
+            s => panic!("unexpected status {s}"),
+        }
+    }
+    assert!(
+        ok >= 5,
+        "only {ok} of 10 requests succeeded with one live endpoint"
+    );
+}
+
+#[test]
+fn pool_max_idle_zero_opens_a_connection_per_request() {
+    let up = Upstream::start(&[]);
+    let mut spec = Spec::new(1, &[up.addr()]);
+    spec.extra = "[clusters.pool]\nmax_idle = 0\n";
+    // `extra` follows the `web` cluster table, so this `[clusters.pool]` belongs to it.
+    let rig = Rig::start(&spec);
+    let mut c = rig.client();
+    for _ in 0..4 {
+        assert_eq!(c.get("/", "h").status, 200);
+    }
+    assert_eq!(up.stats().connections, 4);
+}
+
+#[test]
+fn pool_max_requests_per_connection_rotates_connections() {
+    let up = Upstream::start(&[]);
+    let mut spec = Spec::new(1, &[up.addr()]);
+    spec.extra = "[clusters.pool]\nmax_requests_per_connection = 2\n";
+    let rig = Rig::start(&spec);
+    let mut c = rig.client();
+    for _ in 0..6 {
+        assert_eq!(c.get("/", "h").status, 200);
+    }
+    let s = up.stats();
+    assert_eq!((s.requests, s.connections), (6, 3), "{s:?}");
+}
