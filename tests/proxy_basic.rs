@@ -415,3 +415,63 @@ fn many_concurrent_clients_are_all_served() {
     }
     assert_eq!(up.stats().requests, 320);
 }
+
+#[test]
+fn request_split_into_single_bytes_is_reassembled() {
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(1, up.addr(), "");
+    let mut c = rig.client();
+    let raw = b"POST /echo HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: chunked\r\n\r\n\
+                4;x=y\r\nabcd\r\n2\r\nef\r\n0\r\nX-Trailer: t\r\n\r\n";
+    for b in raw.iter() {
+        c.send_raw(&[*b]);
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    let r = c.read_response().expect("response");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"abcdef"[..]));
+    assert_eq!(c.get("/size/1", "s").body, b"a");
+}
+
+#[test]
+fn sequential_megabyte_bodies_on_one_connection() {
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(2, up.addr(), "");
+    let mut c = rig.client();
+    for i in 0..8 {
+        let n = 1024 * 1024 + i * 7;
+        let r = c.get(&format!("/size/{n}"), "m");
+        assert_eq!((r.status, r.body.len()), (200, n), "response {i}");
+        assert!(r
+            .body
+            .iter()
+            .enumerate()
+            .all(|(j, &b)| b == b'a' + (j % 26) as u8));
+    }
+}
+
+#[test]
+fn websocket_upgrade_request_is_forwarded_and_a_200_keeps_http() {
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(1, up.addr(), "");
+    let mut c = rig.client();
+    c.send_raw(
+        b"GET /headers HTTP/1.1\r\nHost: w\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    let r = c.read_response().expect("response");
+    assert_eq!(r.status, 200);
+    let h = received_headers(&r.body);
+    assert_eq!(
+        values(&h, "upgrade"),
+        ["websocket"],
+        "upstream received {h:?}"
+    );
+    assert!(
+        values(&h, "connection")
+            .iter()
+            .any(|v| v.to_ascii_lowercase().contains("upgrade")),
+        "upstream received {h:?}"
+    );
+    // No 101: the connection goes on as HTTP.
+    assert_eq!(c.get("/size/2", "w").body, b"ab");
+}

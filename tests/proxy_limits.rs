@@ -324,3 +324,29 @@ fn error_after_a_good_pipelined_request_answers_both_in_order() {
     check_error_answer(&mut c, &r, 400, raw);
     assert_eq!(up.stats().requests, 1);
 }
+
+#[test]
+fn large_head_under_the_default_limit_is_forwarded_whole() {
+    // Default max_request_head_bytes is 65536: a 60 KiB cookie must pass, byte for byte.
+    let up = Upstream::start(&[]);
+    let rig = Rig::simple(1, up.addr(), "");
+    let mut c = rig.client();
+    let cookie: String = (0..60 * 1024)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    c.send_raw(format!("GET /headers HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n").as_bytes());
+    let r = c.read_response().expect("response");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text().contains(&format!("Cookie: {cookie}\r\n")),
+        "cookie altered"
+    );
+}
+
+#[test]
+fn chunked_http10_request_is_400() {
+    rejected(
+        b"POST /echo HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    );
+}
