@@ -205,7 +205,6 @@ fn sigterm_drains_in_flight_requests_refuses_new_ones_and_exits_0() {
 }
 
 #[test]
-#[ignore = "bug: an idle keep-alive client connection is not closed at SIGTERM; it holds the drain until drain_timeout"]
 fn idle_keep_alive_connections_do_not_hold_the_drain() {
     let up = Upstream::start(&[]);
     let mut spec = Spec::new(2, &[up.addr()]);
