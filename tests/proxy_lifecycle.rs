@@ -299,3 +299,19 @@ fn ready_is_503_while_draining() {
     assert_eq!(in_flight.join().expect("client thread"), 200);
     assert_eq!(rig.proxy.wait_exit(Duration::from_secs(5)).code(), Some(0));
 }
+
+#[test]
+#[ignore = "bug: the bind error repeats its cause: `...: Address already in use (os error 98): Address already in use (os error 98)`"]
+fn port_in_use_reason_states_the_cause_once() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let text = config(
+        &Spec::new(1, &["127.0.0.1:9".parse().expect("addr")]),
+        port,
+        free_port(),
+    );
+    let mut p = Proxy::spawn(&text, &[]);
+    assert!(!p.wait_exit(Duration::from_secs(5)).success());
+    let err = p.stderr_text();
+    assert_eq!(err.matches("os error 98").count(), 1, "{err:?}");
+}
