@@ -4,6 +4,7 @@
 //! - [`Upstream`]: a `ringway-upstream` process (test and fault upstream), killed on drop;
 //! - [`Proxy`]: a `ringway` process started from a TOML config, ready once `/ready` is 200;
 //! - [`Nginx`]: an nginx baseline, only where `/usr/sbin/nginx` exists;
+//! - [`Rig`]: a `ringway` on free ports from a one-listener [`Spec`] (the `proxy_*` targets);
 //! - [`Client`]: a blocking HTTP/1.1 client with timeouts, for requests and assertions;
 //! - [`free_port`], [`rss_kib`]: small system helpers.
 //!
@@ -14,11 +15,13 @@
 pub mod client;
 pub mod nginx;
 pub mod proxy;
+pub mod rig;
 pub mod sys;
 pub mod upstream;
 
 pub use client::{Client, Response};
 pub use nginx::Nginx;
 pub use proxy::Proxy;
+pub use rig::{config, pattern_chunk, Rig, Spec, PATTERN_CHUNK_LEN};
 pub use sys::{free_port, ringway_bin, rss_kib, upstream_bin, wait_for_port};
 pub use upstream::{Upstream, UpstreamStats};
