@@ -301,7 +301,6 @@ fn ready_is_503_while_draining() {
 }
 
 #[test]
-#[ignore = "bug: the bind error repeats its cause: `...: Address already in use (os error 98): Address already in use (os error 98)`"]
 fn port_in_use_reason_states_the_cause_once() {
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port();

@@ -296,7 +296,6 @@ fn chunk_data_without_crlf_is_400() {
 }
 
 #[test]
-#[ignore = "bug: with Expect: 100-continue and Content-Length over max_request_body_bytes the proxy sends 100 Continue, then 413"]
 fn expect_continue_over_the_body_limit_is_413_without_100() {
     let up = Upstream::start(&[]);
     let rig = Rig::simple(1, up.addr(), LIMITS);

@@ -111,9 +111,6 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) {
                 return;
             }
         };
-        if ds.head.expect_continue && ds.head.framing != BodyFraming::None {
-            let (_, _) = ds.conn.send_all(http::CONTINUE_100).await;
-        }
         // Body size limit known up front (RFC 9112 §6.3: Content-Length).
         if let BodyFraming::Length(n) = ds.head.framing {
             if limits.max_request_body_bytes > 0 && n > limits.max_request_body_bytes {
@@ -165,6 +162,14 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) {
                 ds.inb.consume(head_len);
             }
             Target::Cluster(cluster, route_timeout) => {
+                // The proxy answers `Expect: 100-continue` itself, once the request passed
+                // every check that could refuse it, and only if the body is not already here.
+                if ds.head.expect_continue
+                    && ds.head.framing != BodyFraming::None
+                    && ds.inb.len() == head_len
+                {
+                    let (_, _) = ds.conn.send_all(http::CONTINUE_100).await;
+                }
                 let started = Cell::new(false);
                 let fut = exchange::run(w, &view, listener, cluster, ds, head_len, &started);
                 let result = match route_timeout {

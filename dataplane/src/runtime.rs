@@ -29,7 +29,7 @@ pub use preflight::preflight;
 pub enum RuntimeError {
     #[error(transparent)]
     Uring(#[from] crate::uring::UringError),
-    #[error("cannot bind {what} {addr}: {source}")]
+    #[error("cannot bind {what} {addr}")]
     Bind {
         what: &'static str,
         addr: SocketAddr,
