@@ -43,6 +43,7 @@ mod fields;
 pub mod fuzz_logic;
 mod head;
 mod parse;
+pub mod rewrite;
 mod write;
 
 pub use body::{ChunkedDecoder, ChunkedError, MAX_CHUNK_LINE_BYTES, MAX_TRAILER_BYTES};
