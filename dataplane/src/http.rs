@@ -57,7 +57,7 @@ pub use parse::{
 };
 pub use write::{
     reason_phrase, request_segments, response_segments, write_segments, write_simple_response,
-    RequestExtras, ResponseExtras, Segment, CONTINUE_100,
+    write_simple_response_with, RequestExtras, ResponseExtras, Segment, CONTINUE_100,
 };
 
 #[cfg(test)]

@@ -155,6 +155,19 @@ pub fn write_segments(segs: &[Segment], orig: &[u8], added: &[u8], out: &mut Vec
 /// `server: ringway`, `content-type: text/plain`, `content-length`, `connection: close` if
 /// `close`, then `body`. For a response to HEAD pass an empty body.
 pub fn write_simple_response(status: u16, body: &[u8], close: bool, out: &mut Vec<u8>) {
+    write_simple_response_with(status, &[], body, close, out)
+}
+
+/// [`write_simple_response`] with extra header lines (e.g. `retry-after`), written after
+/// `content-length`. Names and values must be valid field tokens / visible ASCII (they come
+/// from the proxy itself, never from a client).
+pub fn write_simple_response_with(
+    status: u16,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    close: bool,
+    out: &mut Vec<u8>,
+) {
     // Writes into a Vec cannot fail; integer Display does not allocate.
     let _ = write!(
         out,
@@ -163,6 +176,12 @@ pub fn write_simple_response(status: u16, body: &[u8], close: bool, out: &mut Ve
         reason_phrase(status),
         body.len()
     );
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
     if close {
         out.extend_from_slice(b"connection: close\r\n");
     }
