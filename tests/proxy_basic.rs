@@ -71,6 +71,26 @@ fn keep_alive_serves_many_requests_and_reuses_upstream_connections() {
     );
 }
 
+/// Regression: large responses filled more than the driver's per-connection receive queue,
+/// the throttle cancel left an `-ECANCELED` behind, and the pool took the connection for dead:
+/// one new upstream connection per 256 KiB response.
+#[test]
+fn large_responses_reuse_the_upstream_connection() {
+    let up = Upstream::start(&["--body-size", "262144"]);
+    let rig = Rig::simple(1, up.addr(), "");
+    let mut c = rig.client();
+    for i in 0..5 {
+        let r = c.get(&format!("/big{i}"), "example.com");
+        assert_eq!((r.status, r.body.len()), (200, 262_144), "request {i}");
+    }
+    let s = up.stats();
+    assert_eq!(s.requests, 5);
+    assert_eq!(
+        s.connections, 1,
+        "the upstream connection was not reused: {s:?}"
+    );
+}
+
 #[test]
 fn pipelined_requests_are_answered_in_order() {
     let up = Upstream::start(&[]);

@@ -162,8 +162,12 @@ impl Conn {
         self.recv = Some(MultiOp::new(self.driver.clone(), idx, OpKind::RecvMulti));
     }
 
-    /// Starts receiving in the background (data is queued until `recv` is called).
+    /// Starts receiving in the background (data is queued until `recv` is called). A receive
+    /// that ended because the driver throttled it is replaced by a fresh one.
     pub fn start_recv(&mut self) {
+        if self.recv.as_ref().is_some_and(MultiOp::ended_by_cancel) {
+            self.recv = None;
+        }
         if self.recv.is_none() && !self.eof {
             self.arm();
         }

@@ -124,12 +124,23 @@ impl MultiOp {
         Poll::Pending
     }
 
-    /// Whether a completion is queued (data, end of stream or error).
+    /// Whether a completion is queued (data, end of stream or error), ignoring the
+    /// `-ECANCELED` that ends a receive the driver throttled.
     pub fn has_queued(&self) -> bool {
         !self.ended && {
             let mut slots = self.driver.slots();
             let s = slots.get(self.idx);
-            !s.queue.is_empty() || s.finished
+            s.queue.iter().any(|&(res, _)| res != -libc::ECANCELED)
+        }
+    }
+
+    /// True when the operation has ended and only `-ECANCELED` completions (a throttle cancel)
+    /// are left: nothing was lost, the owner just needs to re-arm.
+    pub fn ended_by_cancel(&self) -> bool {
+        self.ended || {
+            let mut slots = self.driver.slots();
+            let s = slots.get(self.idx);
+            s.finished && s.queue.iter().all(|&(res, _)| res == -libc::ECANCELED)
         }
     }
 
