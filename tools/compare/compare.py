@@ -1,0 +1,735 @@
+#!/usr/bin/env python3
+"""Side-by-side CPU-per-request comparison of Ringway, nginx and HAProxy as reverse proxies.
+
+One command, python3 standard library only:
+
+    cargo build --release -p ringway -p ringway-tools
+    python3 tools/compare/compare.py [--rounds 5] [--duration 5] [--connections 50]
+                                     [--out PERF-results.md] [--proxies ringway,nginx] [--quick]
+
+What it does (see PERF.md for the method and how to read the numbers):
+
+* starts its own upstream: an nginx instance with 1 worker serving /small (2 bytes),
+  /1k (1 KiB) and /256k.bin (a 256 KiB static file), all on free 127.0.0.1 ports, with every
+  config, pid, log and temp path in a fresh temp dir (the system nginx is never touched);
+* starts each proxy with 2 workers, upstream keep-alive and no access log: Ringway
+  (target/release/ringway), nginx and HAProxy (Debian packages; a missing one is skipped);
+* per scenario and round, interleaved across proxies: a short wrk warm-up, then
+  `wrk -t2 -c<C> -d<D>s --latency`, while the proxy's CPU time (utime + stime summed over its
+  process tree, from /proc/<pid>/stat) is sampled before and after the run;
+* reports medians over rounds: CPU µs per request (total, user, system), req/s, p50/p99,
+  RSS after the run, the upstream's CPU µs per request, and Ringway's CPU/req ratio to the
+  best peer; printed as markdown and written to --out.
+
+Everything it starts runs in its own process group and is stopped on exit, on error and on
+Ctrl-C (try/finally plus atexit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import dataclasses
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import string
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+TEMPLATES = HERE / "templates"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PEERS = ("ringway", "nginx", "haproxy")
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    name: str
+    path: str
+    body_bytes: int
+    connections: int
+
+
+@dataclasses.dataclass
+class Sample:
+    """One measured wrk run against one target."""
+
+    requests: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us: float  # proxy CPU µs per request (0 for the direct baseline)
+    user_us: float
+    sys_us: float
+    upstream_us: float  # upstream nginx CPU µs per request
+    rss_mib: float  # proxy RSS (sum of VmRSS over its processes) after the run
+    upstream_conns: int  # connections the upstream accepted during the run (keep-alive check)
+    non2xx: int
+    socket_errors: int
+    error_detail: str  # wrk's error lines when there were errors, else ""
+
+
+# ---------------------------------------------------------------- process management
+
+_STARTED: list[subprocess.Popen] = []
+
+
+def stop_all() -> None:
+    """Stops every process group this script started (idempotent)."""
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is not None:
+            continue
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=5)
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise SystemExit(128 + signum)
+
+
+def spawn(argv: list[str], log: Path) -> subprocess.Popen:
+    """Starts argv in its own process group (so Ctrl-C reaches us, and we stop it)."""
+    out = open(log, "wb")  # noqa: SIM115 - closed when the process is reaped
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    out.close()
+    _STARTED.append(proc)
+    return proc
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback only
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def wait_http(url: str, proc: subprocess.Popen, log: Path, what: str, timeout: float = 15.0) -> None:
+    """Waits until url answers 200, or fails with the process's log if it exited."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"error: {what} exited with {proc.returncode} while starting; log {log}:\n"
+                     + tail(log))
+        try:
+            status, _ = http_get(url, timeout=1.0)
+            if status == 200:
+                return
+            last = f"HTTP {status}"
+        except OSError as e:
+            last = str(e)
+        time.sleep(0.1)
+    sys.exit(f"error: {what} not ready at {url} after {timeout:.0f}s ({last}); log {log}:\n" + tail(log))
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# ---------------------------------------------------------------- /proc accounting
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (index 0 is field 3, state)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rfind(")") + 2 :].split()
+
+
+def process_tree(root: int) -> list[int]:
+    """root and all its descendants (nginx forks workers; ringway/haproxy use threads)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields and len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def cpu_ticks(pids: list[int]) -> tuple[int, int]:
+    """(utime, stime) in clock ticks summed over pids; /proc/<pid>/stat covers all threads."""
+    user = system = 0
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields and len(fields) > 12:
+            user += int(fields[11])  # field 14, utime
+            system += int(fields[12])  # field 15, stime
+    return user, system
+
+
+def rss_kib(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+# ---------------------------------------------------------------- wrk
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+def _latency_ms(text: str, pct: str) -> float:
+    m = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s|m|h)\s*$", text, re.M)
+    return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
+
+
+@dataclasses.dataclass
+class WrkResult:
+    requests: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non2xx: int
+    socket_errors: int
+    error_detail: str
+    output: str
+
+
+def run_wrk(wrk: str, url: str, connections: int, seconds: int) -> WrkResult:
+    argv = [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    out = proc.stdout + proc.stderr
+    m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", out)
+    if proc.returncode != 0 or not m:
+        raise RuntimeError(f"wrk failed (exit {proc.returncode}) for {url}:\n{out}")
+    seconds_run = float(m.group(2)) * _UNITS[m.group(3)] / 1e3
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return WrkResult(
+        requests=int(m.group(1)),
+        seconds=seconds_run,
+        rps=float(rps.group(1)) if rps else int(m.group(1)) / seconds_run,
+        p50_ms=_latency_ms(out, "50"),
+        p99_ms=_latency_ms(out, "99"),
+        non2xx=int(non2xx.group(1)) if non2xx else 0,
+        socket_errors=sum(int(g) for g in sock.groups()) if sock else 0,
+        error_detail="; ".join(
+            x.group(0).strip() for x in (non2xx, sock) if x and any(int(g) for g in x.groups())
+        ),
+        output=out,
+    )
+
+
+# ---------------------------------------------------------------- targets
+
+
+@dataclasses.dataclass
+class Target:
+    name: str
+    port: int
+    proc: subprocess.Popen | None  # None: the direct-to-upstream baseline
+    log: Path | None
+    version: str = ""
+
+
+def render(template: str, dest: Path, **values) -> Path:
+    text = string.Template((TEMPLATES / template).read_text()).substitute(**values)
+    dest.write_text(text)
+    return dest
+
+
+def nginx_user_line() -> str:
+    """As root, nginx workers would switch to `nobody` and lose access to the 0700 temp dir."""
+    if os.geteuid() != 0:
+        return ""
+    import grp
+    import pwd
+
+    return f"user {pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name};"
+
+
+def start_nginx(nginx: str, conf: Path, tmp: Path, log: Path) -> subprocess.Popen:
+    # -p/-e keep nginx from touching /etc/nginx or /var/log/nginx even before reading conf.
+    return spawn([nginx, "-p", str(tmp), "-e", str(tmp / "nginx-early-error.log"), "-c", str(conf)], log)
+
+
+def start_upstream(nginx: str, tmp: Path) -> Target:
+    www = tmp / "www"
+    www.mkdir()
+    chunk = bytes(range(256))
+    (www / "256k.bin").write_bytes(chunk * 1024)
+    port = free_port()
+    conf = render(
+        "upstream-nginx.conf",
+        tmp / "upstream-nginx.conf",
+        tmp=tmp,
+        port=port,
+        user_line=nginx_user_line(),
+        body_1k="x" * 1024,
+    )
+    log = tmp / "upstream.out"
+    proc = start_nginx(nginx, conf, tmp, log)
+    wait_http(f"http://127.0.0.1:{port}/small", proc, tmp / "upstream-error.log", "upstream nginx")
+    return Target("direct", port, proc, log)
+
+
+def start_proxy(name: str, exe: str, tmp: Path, upstream_port: int) -> Target:
+    port = free_port()
+    log = tmp / f"{name}.out"
+    if name == "ringway":
+        admin = free_port()
+        conf = render(
+            "ringway.toml", tmp / "ringway.toml", port=port, admin_port=admin, upstream_port=upstream_port
+        )
+        proc = spawn([exe, "--config", str(conf)], log)
+        wait_http(f"http://127.0.0.1:{admin}/ready", proc, log, "ringway")
+    elif name == "nginx":
+        conf = render(
+            "nginx-proxy.conf",
+            tmp / "nginx-proxy.conf",
+            tmp=tmp,
+            port=port,
+            upstream_port=upstream_port,
+            user_line=nginx_user_line(),
+        )
+        proc = start_nginx(exe, conf, tmp, log)
+    elif name == "haproxy":
+        conf = render("haproxy.cfg", tmp / "haproxy.cfg", tmp=tmp, port=port, upstream_port=upstream_port)
+        proc = spawn([exe, "-db", "-f", str(conf)], log)
+    else:
+        raise ValueError(name)
+    wait_http(f"http://127.0.0.1:{port}/small", proc, log, name)
+    return Target(name, port, proc, log)
+
+
+def check_bodies(target: Target, scenarios: list[Scenario]) -> None:
+    """One GET per scenario through the target: 200 and the exact body length, before timing."""
+    for sc in scenarios:
+        status, body = http_get(f"http://127.0.0.1:{target.port}{sc.path}", timeout=5)
+        if status != 200 or len(body) != sc.body_bytes:
+            sys.exit(
+                f"error: {target.name} answered {sc.path} with HTTP {status} and {len(body)} bytes "
+                f"(expected 200 and {sc.body_bytes})"
+            )
+
+
+def log_problems(tmp: Path) -> list[str]:
+    """Warnings, errors and panics any started process logged (one note per log file)."""
+    bad = re.compile(r"\b(WARN|ERROR|panick|\[warn\]|\[error\]|\[crit\]|\[alert\]|\[emerg\]|ALERT)", re.I)
+    notes = []
+    for log in sorted(tmp.glob("*.out")) + sorted(tmp.glob("*error.log")):
+        hits = [line for line in log.read_text(errors="replace").splitlines() if bad.search(line)]
+        if hits:
+            notes.append(f"`{log.name}` logged {len(hits)} warning/error line(s), first: `{hits[0].strip()}`")
+    return notes
+
+
+# ---------------------------------------------------------------- versions and machine info
+
+
+def _cmd(argv: list[str]) -> str:
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return (p.stdout + p.stderr).strip()
+
+
+def version_of(name: str, exe: str) -> str:
+    if name == "nginx":
+        out = _cmd([exe, "-v"])
+    elif name == "haproxy":
+        out = _cmd([exe, "-v"])
+    elif name == "wrk":
+        out = _cmd([exe, "-v"])
+    else:
+        out = _cmd([exe, "--version"])
+    first = out.splitlines()[0] if out else "unknown"
+    first = first.split(" Copyright")[0].split(" - http")[0]
+    return first + deb_version(exe)
+
+
+def deb_version(exe: str) -> str:
+    """' (Debian package NAME VERSION)' when dpkg owns exe, else ''."""
+    if not shutil.which("dpkg"):
+        return ""
+    owner = _cmd(["dpkg", "-S", os.path.realpath(exe)])
+    if ":" not in owner or "no path found" in owner:
+        return ""
+    pkg = owner.split(":", 1)[0].strip()
+    ver = _cmd(["dpkg-query", "-W", "-f=${Version}", pkg])
+    return f" (Debian package {pkg} {ver})" if ver else ""
+
+
+def machine_info(tools: dict[str, str]) -> list[tuple[str, str]]:
+    model = ""
+    for line in _cmd(["lscpu"]).splitlines():
+        if line.startswith("Model name:"):
+            model = line.split(":", 1)[1].strip()
+    if not model:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    try:
+        mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+        mem = f"{int(mem) / 1024 / 1024:.1f} GiB"
+    except (OSError, IndexError, ValueError):
+        mem = "?"
+    info = [
+        ("CPU", model or "?"),
+        ("nproc", _cmd(["nproc"]) or str(os.cpu_count())),
+        ("memory", mem),
+        ("kernel", platform.release()),
+        ("load average at start", " ".join(f"{x:.2f}" for x in os.getloadavg())),
+    ]
+    for name, exe in tools.items():
+        info.append((name, version_of(name, exe)))
+    return info
+
+
+# ---------------------------------------------------------------- measurement
+
+
+def upstream_accepts(upstream: Target) -> int:
+    """The upstream's stub_status accept counter (includes the status request itself)."""
+    try:
+        _, body = http_get(f"http://127.0.0.1:{upstream.port}/status", timeout=2)
+        return int(body.decode().splitlines()[2].split()[0])
+    except (OSError, ValueError, IndexError):
+        return -1
+
+
+def measure(target: Target, upstream: Target, wrk: str, sc: Scenario, seconds: int) -> Sample:
+    proxy_pids = process_tree(target.proc.pid) if target.name != "direct" else []
+    up_pids = process_tree(upstream.proc.pid)
+    accepts0 = upstream_accepts(upstream)
+    pu0, ps0 = cpu_ticks(proxy_pids)
+    uu0, us0 = cpu_ticks(up_pids)
+    res = run_wrk(wrk, f"http://127.0.0.1:{target.port}{sc.path}", sc.connections, seconds)
+    pu1, ps1 = cpu_ticks(proxy_pids)
+    uu1, us1 = cpu_ticks(up_pids)
+    accepts1 = upstream_accepts(upstream)
+    n = max(res.requests, 1)
+    per_req = 1e6 / CLK_TCK / n
+    return Sample(
+        requests=res.requests,
+        seconds=res.seconds,
+        rps=res.rps,
+        p50_ms=res.p50_ms,
+        p99_ms=res.p99_ms,
+        cpu_us=((pu1 - pu0) + (ps1 - ps0)) * per_req,
+        user_us=(pu1 - pu0) * per_req,
+        sys_us=(ps1 - ps0) * per_req,
+        upstream_us=((uu1 - uu0) + (us1 - us0)) * per_req,
+        rss_mib=rss_kib(proxy_pids) / 1024 if proxy_pids else 0.0,
+        # The second status request's own connection is counted in accepts1: subtract it.
+        upstream_conns=accepts1 - accepts0 - 1 if accepts0 >= 0 and accepts1 >= 0 else -1,
+        non2xx=res.non2xx,
+        socket_errors=res.socket_errors,
+        error_detail=res.error_detail,
+    )
+
+
+def fmt(x: float, digits: int = 1) -> str:
+    return "n/a" if x != x else f"{x:,.{digits}f}"  # noqa: PLR0124 - NaN check
+
+
+def report(
+    results: dict[tuple[str, str], list[Sample]],
+    scenarios: list[Scenario],
+    targets: list[str],
+    args: argparse.Namespace,
+    info: list[tuple[str, str]],
+    notes: list[str],
+) -> str:
+    med = statistics.median
+    lines = ["# Ringway vs nginx vs HAProxy: CPU per request (reverse proxy)", ""]
+    lines.append(f"Generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} by `{' '.join(sys.argv)}`.")
+    lines.append("")
+    lines += ["| machine | |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in info]
+    lines.append("")
+    lines.append(
+        f"{args.rounds} round(s), interleaved; each run: {args.warmup} s wrk warm-up, then "
+        f"`wrk -t2 -c<C> -d{args.duration}s --latency`. Medians over rounds. CPU = utime+stime of "
+        "the proxy's whole process tree over the measured run, divided by wrk's request count."
+    )
+    lines.append("")
+    lines.append(
+        "Columns: p50/p99 are wrk's latency percentiles; RSS is the sum of VmRSS over the proxy's "
+        "processes after the run; upstream µs/req is the upstream nginx's CPU per request; "
+        "upstream conns is how many connections the upstream accepted during the measured run "
+        "(0 = the proxy reused its keep-alive connections; for the direct row, wrk's own); "
+        "errors is wrk's non-2xx responses plus socket errors, summed over rounds."
+    )
+    lines.append("")
+    for note in notes:
+        lines.append(f"- {note}")
+    if notes:
+        lines.append("")
+    header = (
+        "| proxy | req/s | CPU µs/req | user µs/req | sys µs/req | p50 ms | p99 ms | RSS MiB "
+        "| upstream µs/req | upstream conns | errors |"
+    )
+    sep = "| --- " * 11 + "|"
+    for sc in scenarios:
+        lines.append(f"## {sc.name}: GET {sc.path} ({sc.body_bytes} B body), {sc.connections} connections")
+        lines.append("")
+        lines += [header, sep]
+        for name in targets:
+            samples = results.get((name, sc.name), [])
+            if not samples:
+                continue
+            errors = sum(s.non2xx + s.socket_errors for s in samples)
+            proxy = name != "direct"
+            label = "direct (no proxy)" if not proxy else name
+            cells = [
+                label,
+                fmt(med(s.rps for s in samples), 0),
+                fmt(med(s.cpu_us for s in samples), 2) if proxy else "-",
+                fmt(med(s.user_us for s in samples), 2) if proxy else "-",
+                fmt(med(s.sys_us for s in samples), 2) if proxy else "-",
+                fmt(med(s.p50_ms for s in samples), 3),
+                fmt(med(s.p99_ms for s in samples), 3),
+                fmt(med(s.rss_mib for s in samples), 1) if proxy else "-",
+                fmt(med(s.upstream_us for s in samples), 2),
+                str(int(med(s.upstream_conns for s in samples))),
+                str(errors) if errors else "0",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        rw = results.get(("ringway", sc.name))
+        peers = {
+            p: med(s.cpu_us for s in results[(p, sc.name)])
+            for p in ("nginx", "haproxy")
+            if results.get((p, sc.name))
+        }
+        if rw and peers:
+            best = min(peers, key=peers.get)
+            ratio = med(s.cpu_us for s in rw) / peers[best] if peers[best] > 0 else float("nan")
+            lines.append(
+                f"Ringway CPU/req ÷ best peer ({best}): **{fmt(ratio, 2)}×** "
+                f"(< 1 means Ringway uses less CPU per request)."
+            )
+            lines.append("")
+        for name in targets:
+            samples = results.get((name, sc.name), [])
+            if name == "direct" or not samples:
+                continue
+            conns, reqs = med(s.upstream_conns for s in samples), med(s.requests for s in samples)
+            if conns > 0.1 * reqs:
+                lines.append(
+                    f"**Warning:** {name} opened {conns:,.0f} upstream connections for {reqs:,.0f} "
+                    f"requests per run ({conns / max(reqs, 1):.2f} per request): its upstream "
+                    "keep-alive is not effective in this scenario, and its CPU/req includes those "
+                    "connects and closes."
+                )
+                lines.append("")
+        all_rounds = []
+        for name in targets:
+            samples = results.get((name, sc.name), [])
+            if samples and name != "direct":
+                all_rounds.append(f"{name} " + ", ".join(fmt(s.cpu_us, 2) for s in samples))
+        if all_rounds:
+            lines.append("CPU µs/req per round: " + "; ".join(all_rounds) + ".")
+            lines.append("")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rounds", type=int, default=5, help="rounds per proxy and scenario (default 5)")
+    p.add_argument("--duration", type=int, default=5, help="seconds per measured wrk run (default 5)")
+    p.add_argument("--warmup", type=int, default=1, help="seconds of wrk warm-up before each run (default 1)")
+    p.add_argument("--connections", type=int, default=50, help="wrk connections for small and 1 KiB (default 50)")
+    p.add_argument("--big-connections", type=int, default=16, help="wrk connections for 256 KiB (default 16)")
+    p.add_argument("--out", default="PERF-results.md", help="markdown report path (default PERF-results.md)")
+    p.add_argument("--proxies", default=",".join(PEERS), help="comma list of ringway,nginx,haproxy")
+    p.add_argument("--no-direct", action="store_true", help="skip the direct-to-upstream baseline")
+    p.add_argument("--scenarios", default="small,1k,256k", help="comma list of small,1k,256k")
+    p.add_argument("--ringway", default=None, help="ringway binary (default target/release/ringway)")
+    p.add_argument("--nginx", default=None, help="nginx binary (default: from PATH or /usr/sbin)")
+    p.add_argument("--haproxy", default=None, help="haproxy binary (default: from PATH or /usr/sbin)")
+    p.add_argument("--wrk", default=None, help="wrk binary (default: from PATH)")
+    p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs, logs)")
+    p.add_argument("--quick", action="store_true", help="smoke test: 1 round, 2 s runs")
+    args = p.parse_args()
+    if args.quick:
+        args.rounds, args.duration, args.warmup = 1, 2, 1
+    if args.rounds < 1 or args.duration < 1 or args.warmup < 0:
+        p.error("--rounds and --duration must be >= 1, --warmup >= 0")
+    return args
+
+
+def find_exe(given: str | None, name: str) -> str | None:
+    """The explicit path if given (None if not executable), else PATH, else /usr/sbin, /usr/bin."""
+    if given:
+        return given if os.access(given, os.X_OK) else None
+    found = shutil.which(name)
+    if found:
+        return found
+    for d in ("/usr/sbin", "/usr/bin"):
+        if os.access(f"{d}/{name}", os.X_OK):
+            return f"{d}/{name}"
+    return None
+
+
+def main() -> int:
+    args = parse_args()
+    # Ctrl-C raises KeyboardInterrupt even when SIGINT was inherited as ignored (background
+    # jobs); SIGTERM and SIGHUP raise SystemExit. Either way finally/atexit stop everything.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGHUP, _on_sigterm)
+    atexit.register(stop_all)
+
+    wanted = [x.strip() for x in args.proxies.split(",") if x.strip()]
+    unknown = [x for x in wanted if x not in PEERS]
+    if unknown:
+        sys.exit(f"error: unknown proxy {', '.join(unknown)}; expected some of {', '.join(PEERS)}")
+    all_scenarios = {
+        "small": Scenario("small", "/small", 2, args.connections),
+        "1k": Scenario("1k", "/1k", 1024, args.connections),
+        "256k": Scenario("256k", "/256k.bin", 256 * 1024, args.big_connections),
+    }
+    try:
+        scenarios = [all_scenarios[s.strip()] for s in args.scenarios.split(",") if s.strip()]
+    except KeyError as e:
+        sys.exit(f"error: unknown scenario {e}; expected some of small, 1k, 256k")
+
+    notes: list[str] = []
+    target_dir = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    ringway = Path(args.ringway) if args.ringway else target_dir / "release" / "ringway"
+    nginx = find_exe(args.nginx, "nginx")
+    haproxy = find_exe(args.haproxy, "haproxy")
+    wrk = find_exe(args.wrk, "wrk")
+    if not wrk:
+        sys.exit("error: wrk not found (Debian/Ubuntu: sudo apt-get install wrk)")
+    if not nginx:
+        sys.exit("error: nginx not found; it is also the upstream (Debian/Ubuntu: sudo apt-get install nginx)")
+    exes: dict[str, str] = {}
+    if "ringway" in wanted:
+        if not os.access(ringway, os.X_OK):
+            sys.exit(
+                f"error: {ringway} not found; build it first:\n"
+                "    cargo build --release -p ringway -p ringway-tools"
+            )
+        exes["ringway"] = str(ringway)
+    if "nginx" in wanted:
+        exes["nginx"] = nginx
+    if "haproxy" in wanted:
+        if haproxy:
+            exes["haproxy"] = haproxy
+        else:
+            notes.append("HAProxy skipped: not installed (sudo apt-get install haproxy).")
+    tools = {"wrk": wrk, "nginx": nginx, **({"haproxy": exes["haproxy"]} if "haproxy" in exes else {})}
+    if "ringway" in exes:
+        tools["ringway"] = exes["ringway"]
+    info = machine_info(tools)
+
+    tmp = Path(tempfile.mkdtemp(prefix="ringway-compare-"))
+    print(f"temp dir: {tmp}", file=sys.stderr)
+    results: dict[tuple[str, str], list[Sample]] = {}
+    try:
+        upstream = start_upstream(nginx, tmp)
+        targets: list[Target] = [] if args.no_direct else [upstream]
+        for name in PEERS:
+            if name in exes:
+                targets.append(start_proxy(name, exes[name], tmp, upstream.port))
+        for t in targets:
+            check_bodies(t, scenarios)
+        names = [t.name for t in targets]
+        total = args.rounds * len(scenarios) * len(targets)
+        done = 0
+        for rnd in range(args.rounds):
+            for sc in scenarios:
+                # Rotate the order every round so no target always runs first (or last).
+                order = targets[rnd % len(targets) :] + targets[: rnd % len(targets)]
+                for t in order:
+                    done += 1
+                    if args.warmup:
+                        run_wrk(wrk, f"http://127.0.0.1:{t.port}{sc.path}", sc.connections, args.warmup)
+                    s = measure(t, upstream, wrk, sc, args.duration)
+                    results.setdefault((t.name, sc.name), []).append(s)
+                    if s.error_detail:
+                        notes.append(
+                            f"{t.name}, {sc.name}, round {rnd + 1}: wrk reported `{s.error_detail}` "
+                            f"({s.rps:,.0f} req/s, p99 {fmt(s.p99_ms, 3)} ms)."
+                        )
+                    print(
+                        f"[{done}/{total}] round {rnd + 1} {sc.name:5} {t.name:8} "
+                        f"{s.rps:>10,.0f} req/s  cpu {s.cpu_us:6.2f} µs/req "
+                        f"(user {s.user_us:5.2f}, sys {s.sys_us:5.2f})  p99 {fmt(s.p99_ms, 3)} ms"
+                        + (f"  ERRORS: {s.error_detail}" if s.error_detail else ""),
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    if t.proc.poll() is not None:
+                        sys.exit(f"error: {t.name} exited ({t.proc.returncode}); log {t.log}:\n" + tail(t.log))
+        notes += log_problems(tmp)
+        info.append(("load average at end", " ".join(f"{x:.2f}" for x in os.getloadavg())))
+        md = report(results, scenarios, names, args, info, notes)
+    finally:
+        stop_all()
+        if args.keep_tmp:
+            print(f"kept {tmp} (configs and logs)", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(md)
+    Path(args.out).write_text(md + "\n")
+    print(f"\nwritten to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted; everything started was stopped", file=sys.stderr)
+        sys.exit(130)
