@@ -1,8 +1,8 @@
 //! The provided-buffer ring (`IORING_REGISTER_PBUF_RING`): a fixed pool of equally sized
 //! receive buffers that the kernel picks from when a multishot receive completes.
 //!
-//! Invariants: the ring entries live in a page-aligned anonymous mapping and the buffer memory
-//! in one heap allocation, both owned here and alive until the ring is dropped (after the
+//! Invariants: the ring entries and the buffer memory live in anonymous mappings (buffer pages
+//! become resident only when first written), both owned here and alive until the ring is dropped (after the
 //! io_uring itself, see `Driver`). Buffer `bid` is handed out at most once until it comes back
 //! through [`BufRing::recycle`]; `available` counts buffers the kernel can use right now.
 
@@ -25,7 +25,10 @@ pub struct BufRing {
     entries: u16,
     mask: u16,
     buf_size: usize,
-    mem: Box<[u8]>,
+    /// Buffer memory: an anonymous mapping, so a page costs memory only once the kernel has
+    /// written into it (an idle worker does not hold its whole pool resident).
+    mem: *mut u8,
+    mem_bytes: usize,
     /// Next tail value to publish (local copy; the kernel reads the shared tail).
     tail: Cell<u16>,
     available: Cell<u32>,
@@ -52,17 +55,30 @@ impl BufRing {
             return Err(UringError::BufRing(io::Error::last_os_error()));
         }
         let total = count as usize * buf_size as usize;
-        let mut mem = Vec::new();
-        mem.try_reserve_exact(total)
-            .map_err(|_| UringError::Memory(total))?;
-        mem.resize(total, 0u8);
+        // SAFETY: an anonymous private mapping; arguments are valid, result checked below.
+        let mem = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                total,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if mem == libc::MAP_FAILED {
+            // SAFETY: unmapping the ring mapping created just above.
+            unsafe { libc::munmap(ptr, ring_bytes) };
+            return Err(UringError::Memory(total));
+        }
         Ok(BufRing {
             ring: ptr.cast(),
             ring_bytes,
             entries,
             mask: entries.wrapping_sub(1),
             buf_size: buf_size as usize,
-            mem: mem.into_boxed_slice(),
+            mem: mem.cast(),
+            mem_bytes: total,
             tail: Cell::new(0),
             available: Cell::new(0),
         })
@@ -99,8 +115,8 @@ impl BufRing {
         // SAFETY: idx < entries, the mapping holds `entries` entries; the kernel only reads
         // entries between its head and the published tail, and this slot is beyond the tail.
         let entry = unsafe { &mut *self.ring.add(idx) };
-        // SAFETY: bid < entries, so the buffer lies inside `mem`.
-        let addr = unsafe { self.mem.as_ptr().add(bid as usize * self.buf_size) };
+        // SAFETY: bid < entries, so the buffer lies inside the `mem` mapping.
+        let addr = unsafe { self.mem.add(bid as usize * self.buf_size) };
         entry.set_addr(addr as u64);
         entry.set_len(self.buf_size as u32);
         entry.set_bid(bid);
@@ -132,8 +148,14 @@ impl BufRing {
     /// The bytes of buffer `bid`, first `len` of them.
     fn slice(&self, bid: u16, len: usize) -> &[u8] {
         let start = bid as usize * self.buf_size;
+        if start + self.buf_size > self.mem_bytes {
+            return &[];
+        }
         let len = len.min(self.buf_size);
-        self.mem.get(start..start + len).unwrap_or(&[])
+        // SAFETY: the range lies inside the mapping (checked above), which lives as long as
+        // `self`; the kernel wrote these bytes before the completion that handed out `bid`,
+        // and does not write to a buffer until it is recycled.
+        unsafe { std::slice::from_raw_parts(self.mem.add(start), len) }
     }
 }
 
@@ -143,6 +165,7 @@ impl Drop for BufRing {
         // been dropped first (field order in `Driver`).
         unsafe {
             libc::munmap(self.ring.cast(), self.ring_bytes);
+            libc::munmap(self.mem.cast(), self.mem_bytes);
         }
     }
 }
