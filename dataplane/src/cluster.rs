@@ -13,8 +13,10 @@
 //! per-core "unavailable" mask in [`PickContext`]), computed elsewhere.
 
 pub mod balancer;
+pub mod breaker;
 pub mod dns;
 pub mod hash;
+pub mod outlier;
 pub mod rng;
 
 use std::net::IpAddr;
