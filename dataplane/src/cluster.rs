@@ -4,6 +4,10 @@
 //! - `hash`: the fixed, documented 64-bit hash of ring_hash keys and ring points.
 //! - `balancer`: [`Balancer`] — round_robin, least_request (P2C), random, ring_hash.
 //! - `dns`: blocking name resolution and the [`DnsRefresher`] thread (never on a worker).
+//! - `breaker`: [`CircuitBreaker`] — per-core share of the cluster's concurrency limits.
+//! - `outlier`: [`OutlierDetector`] — passive ejection on consecutive failures.
+//! - `health`: [`HealthState`], active probes, and [`merge_unavailable`] (health + ejection
+//!   → the balancer's unavailable mask).
 //!
 //! Per-core invariant: balancer and RNG state is owned by exactly one worker and never
 //! shared — no `Arc`, `Mutex` or atomics; methods take `&mut self`. Each worker keeps its own
@@ -13,14 +17,20 @@
 //! per-core "unavailable" mask in [`PickContext`]), computed elsewhere.
 
 pub mod balancer;
+pub mod breaker;
 pub mod dns;
 pub mod hash;
+pub mod health;
+pub mod outlier;
 pub mod rng;
 
 use std::net::IpAddr;
 
 pub use balancer::{Balancer, PickContext};
+pub use breaker::{BreakerLimit, CircuitBreaker, Overload};
 pub use dns::{DnsError, DnsRefresher, DnsTarget};
+pub use health::{merge_unavailable, Availability, HealthState};
+pub use outlier::{Outcome, OutlierDetector};
 pub use rng::FastRng;
 
 use crate::config::HashKey;

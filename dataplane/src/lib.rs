@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod listener;
+pub mod policy;
 pub mod pool;
 pub mod proxy;
 pub mod route;
