@@ -18,6 +18,9 @@ pub struct UpstreamConn {
     pub inb: InBuf,
     /// Requests already sent on this connection.
     pub uses: u64,
+    /// The cluster circuit breaker's `max_connections` slot, released when the connection
+    /// closes (pooled idle connections count too).
+    pub breaker_slot: Option<crate::cluster::breaker::ConnectionGuard>,
 }
 
 struct Idle {

@@ -17,7 +17,9 @@
 //! connection closes; nothing per request allocates once the connection's buffers have grown.
 
 pub mod exchange;
+pub mod health;
 pub mod inbuf;
+pub mod mirror;
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -27,7 +29,7 @@ use std::time::Duration;
 use crate::http::{self, BodyFraming, Parsed, RequestHead, ResponseHead};
 use crate::route::{Action, RequestView, Selection};
 use crate::runtime::worker::{View, Worker};
-use crate::telemetry::ErrorKind;
+use crate::telemetry::{ErrorKind, PolicyEvent};
 use crate::uring::{timeout, Conn};
 
 use inbuf::InBuf;
@@ -121,25 +123,50 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) {
             }
         }
         let draining = w.draining.get();
-        let selection = {
+        let (selection, route_index) = {
             let lv = &view.listeners[listener];
             let hv = HeadView {
                 head: &ds.head,
                 buf: ds.inb.bytes(),
             };
             match lv.routes.resolve(&hv) {
-                Selection::Route(r) => match &r.action {
-                    Action::Cluster(c) => Target::Cluster(c.0 as usize, r.timeout),
-                    Action::Split(s) => {
-                        let c = s.pick_cluster(&mut w.rng.borrow_mut());
-                        Target::Cluster(c.0 as usize, r.timeout)
-                    }
-                    Action::Direct(d) => Target::Direct(d.status, d.body.clone()),
-                },
-                Selection::Default(c) => Target::Cluster(c.0 as usize, None),
-                Selection::NotFound => Target::NotFound,
+                Selection::Route(r) => (
+                    match &r.action {
+                        Action::Cluster(c) => Target::Cluster(c.0 as usize, r.timeout),
+                        Action::Split(s) => {
+                            let c = s.pick_cluster(&mut w.rng.borrow_mut());
+                            Target::Cluster(c.0 as usize, r.timeout)
+                        }
+                        Action::Direct(d) => Target::Direct(d.status, d.body.clone()),
+                    },
+                    Some(r.index),
+                ),
+                Selection::Default(c) => (Target::Cluster(c.0 as usize, None), None),
+                Selection::NotFound => (Target::NotFound, None),
             }
         };
+        let route_cfg = route_index.and_then(|i| lcfg.routes.get(i));
+        let ctx = exchange::RouteCtx {
+            policy: route_cfg.map(|r| &r.policy),
+            state: route_index.and_then(|i| view.listeners[listener].route_states.get(i)),
+            path_prefix: route_cfg.and_then(|r| r.matcher.path_prefix.as_deref()),
+        };
+        let target_cluster = match selection {
+            Target::Cluster(c, _) => Some(c),
+            _ => None,
+        };
+        match route_phases(w, &view, ds, head_len, ctx, target_cluster).await {
+            Phase::Continue => {}
+            Phase::Answered { status, close } => {
+                w.metrics
+                    .request_done(listener, target_cluster, status, None);
+                if close || ds.head.framing != BodyFraming::None || !ds.head.keep_alive {
+                    return;
+                }
+                ds.inb.consume(head_len);
+                continue;
+            }
+        }
         let has_body = ds.head.framing != BodyFraming::None;
         match selection {
             Target::NotFound => {
@@ -171,7 +198,7 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) {
                     let (_, _) = ds.conn.send_all(http::CONTINUE_100).await;
                 }
                 let started = Cell::new(false);
-                let fut = exchange::run(w, &view, listener, cluster, ds, head_len, &started);
+                let fut = exchange::run(w, &view, listener, cluster, ds, head_len, &started, ctx);
                 let result = match route_timeout {
                     Some(t) => match timeout(&w.driver, t, fut).await {
                         Ok(r) => r,
@@ -191,7 +218,10 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) {
                         w.metrics
                             .request_done(listener, Some(cluster), status, None);
                         if !started.get() && status != 0 {
-                            respond(ds, status, f.body(), true).await;
+                            match f.header() {
+                                Some(h) => respond_with(ds, status, &[h], f.body(), true).await,
+                                None => respond(ds, status, f.body(), true).await,
+                            }
                         }
                         return;
                     }
@@ -199,6 +229,131 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) {
             }
         }
     }
+}
+
+/// Result of the route's policy phases before any upstream work.
+enum Phase {
+    Continue,
+    /// The proxy answered (rate limited, injected abort).
+    Answered {
+        status: u16,
+        close: bool,
+    },
+}
+
+/// Route phases, in order: rate limit (429), fault injection (delay, abort), retry-budget
+/// deposit, mirroring. An unconfigured route passes through one branch per phase.
+async fn route_phases(
+    w: &Rc<Worker>,
+    view: &View,
+    ds: &mut Downstream,
+    head_len: usize,
+    ctx: exchange::RouteCtx<'_>,
+    cluster: Option<usize>,
+) -> Phase {
+    let (Some(policy), Some(state)) = (ctx.policy, ctx.state) else {
+        return Phase::Continue;
+    };
+    let now = std::time::Instant::now();
+    if policy.rate_limit.is_some() {
+        let admitted = state.borrow_mut().admit(now);
+        if let Err(wait) = admitted {
+            w.metrics.proxy_error(ErrorKind::RateLimited);
+            w.metrics.policy_event(cluster, PolicyEvent::RateLimited);
+            let mut secs = itoa_buf();
+            let retry_after = fmt_u64(&mut secs, crate::policy::rate_limit::retry_after_secs(wait));
+            let close = ds.head.framing != BodyFraming::None;
+            respond_with(
+                ds,
+                429,
+                &[("retry-after", retry_after)],
+                b"rate limited\n",
+                close,
+            )
+            .await;
+            return Phase::Answered { status: 429, close };
+        }
+    }
+    if policy.fault.is_some() {
+        let action = state.borrow_mut().fault(&mut w.rng.borrow_mut());
+        if let Some(d) = action.delay() {
+            w.metrics
+                .policy_event(cluster, PolicyEvent::FaultDelayInjected);
+            crate::uring::sleep(&w.driver, d).await;
+        }
+        if let Some(status) = action.abort() {
+            w.metrics
+                .policy_event(cluster, PolicyEvent::FaultAbortInjected);
+            let close = ds.head.framing != BodyFraming::None;
+            respond(ds, status, b"fault injected\n", close).await;
+            return Phase::Answered { status, close };
+        }
+    }
+    state.borrow_mut().record_request(now);
+    if let Some(m) = &policy.mirror {
+        if crate::policy::sample::hit(m.percent, &mut w.rng.borrow_mut()) {
+            mirror_request(w, view, ds, head_len, m.cluster.0 as usize);
+        }
+    }
+    Phase::Continue
+}
+
+/// Queues a copy of the request for the shadow cluster if its body is already here.
+fn mirror_request(w: &Worker, view: &View, ds: &Downstream, head_len: usize, cluster: usize) {
+    let buf = ds.inb.bytes();
+    let body = match ds.head.framing {
+        BodyFraming::None => &[][..],
+        BodyFraming::Length(n) => match buf.get(head_len..head_len + n as usize) {
+            Some(b) => b,
+            None => {
+                w.metrics
+                    .policy_event(Some(cluster), PolicyEvent::MirrorFailed);
+                return;
+            }
+        },
+        BodyFraming::Chunked => {
+            let mut d = http::ChunkedDecoder::new();
+            let rest = buf.get(head_len..).unwrap_or(&[]);
+            match d.feed(rest) {
+                Ok(n) if d.is_done() => &rest[..n],
+                _ => {
+                    w.metrics
+                        .policy_event(Some(cluster), PolicyEvent::MirrorFailed);
+                    return;
+                }
+            }
+        }
+    };
+    if view.clusters.get(cluster).is_none() {
+        return;
+    }
+    let mut copy = w.mirror.buffer();
+    mirror::build_copy(&ds.head, buf, body, &mut copy);
+    if !w.mirror.push(mirror::MirrorJob {
+        cluster,
+        bytes: copy,
+    }) {
+        w.metrics
+            .policy_event(Some(cluster), PolicyEvent::MirrorFailed);
+    }
+}
+
+/// A stack buffer for formatting a number without allocating.
+fn itoa_buf() -> [u8; 20] {
+    [0u8; 20]
+}
+
+fn fmt_u64(buf: &mut [u8; 20], mut v: u64) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).unwrap_or("1")
 }
 
 enum Target {
@@ -277,8 +432,19 @@ async fn read_head(
 
 /// Sends a response the proxy produces itself.
 pub(crate) async fn respond(ds: &mut Downstream, status: u16, body: &[u8], close: bool) {
+    respond_with(ds, status, &[], body, close).await
+}
+
+/// [`respond`] with extra header lines.
+pub(crate) async fn respond_with(
+    ds: &mut Downstream,
+    status: u16,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    close: bool,
+) {
     let mut out = std::mem::take(&mut ds.out);
-    http::write_simple_response(status, body, close, &mut out);
+    http::write_simple_response_with(status, headers, body, close, &mut out);
     let (r, out) = ds.conn.send_all(out).await;
     ds.out = out;
     if close && r.is_ok() {

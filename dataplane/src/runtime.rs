@@ -77,6 +77,12 @@ pub enum Control {
     Reload(Arc<Config>, Endpoints),
     /// New resolved endpoints (DNS refresh), per cluster of the current configuration.
     Endpoints(Endpoints),
+    /// The endpoints of `cluster` (by name) that fail active health checks now; every other
+    /// endpoint of it is healthy. Sent by the worker that runs the checks.
+    Health {
+        cluster: String,
+        unhealthy: Vec<SocketAddr>,
+    },
     /// Stop accepting; close idle keep-alive connections; finish in-flight requests.
     Drain,
     /// Exit now.
@@ -191,11 +197,10 @@ pub fn start(
     });
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (fail_tx, fail_rx) = flume::unbounded::<(usize, String)>();
-    let mut controls = Vec::new();
+    let (controls, receivers): (Vec<_>, Vec<_>) = (0..workers).map(|_| flume::unbounded()).unzip();
     let mut threads = Vec::new();
-    for (id, listener_fds) in fds.into_iter().enumerate() {
-        let (tx, rx) = flume::unbounded();
-        controls.push(tx);
+    for ((id, listener_fds), rx) in fds.into_iter().enumerate().zip(receivers) {
+        let peers = controls.clone();
         let placement = if workers <= cores {
             glommio::Placement::Fixed(id)
         } else {
@@ -210,7 +215,7 @@ pub fn start(
             .io_memory(preflight::GLOMMIO_IO_MEMORY)
             .ring_depth(128)
             .spawn(move || async move {
-                if let Err(e) = worker::run(id, cfg, eps, listener_fds, sh, rx).await {
+                if let Err(e) = worker::run(id, cfg, eps, listener_fds, sh, rx, peers).await {
                     let _ = fail.send((id, e));
                 }
             })

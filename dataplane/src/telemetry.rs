@@ -122,6 +122,63 @@ impl StatusClass {
 
 /// Why the proxy failed or refused a request; counted in `ringway_proxy_errors_total{kind}`.
 ///
+/// What a traffic policy did to a request or an endpoint (issue 4), counted per cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PolicyEvent {
+    Retry,
+    RetryBudgetExhausted,
+    BreakerRejectedMaxRequests,
+    BreakerRejectedMaxPending,
+    BreakerRejectedMaxConnections,
+    OutlierEjection,
+    EndpointUnhealthy,
+    RateLimited,
+    FaultDelayInjected,
+    FaultAbortInjected,
+    Mirrored,
+    MirrorFailed,
+}
+
+impl PolicyEvent {
+    pub const COUNT: usize = 12;
+    pub const ALL: [PolicyEvent; Self::COUNT] = [
+        PolicyEvent::Retry,
+        PolicyEvent::RetryBudgetExhausted,
+        PolicyEvent::BreakerRejectedMaxRequests,
+        PolicyEvent::BreakerRejectedMaxPending,
+        PolicyEvent::BreakerRejectedMaxConnections,
+        PolicyEvent::OutlierEjection,
+        PolicyEvent::EndpointUnhealthy,
+        PolicyEvent::RateLimited,
+        PolicyEvent::FaultDelayInjected,
+        PolicyEvent::FaultAbortInjected,
+        PolicyEvent::Mirrored,
+        PolicyEvent::MirrorFailed,
+    ];
+
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The `event` label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PolicyEvent::Retry => "retry",
+            PolicyEvent::RetryBudgetExhausted => "retry_budget_exhausted",
+            PolicyEvent::BreakerRejectedMaxRequests => "breaker_max_requests",
+            PolicyEvent::BreakerRejectedMaxPending => "breaker_max_pending_requests",
+            PolicyEvent::BreakerRejectedMaxConnections => "breaker_max_connections",
+            PolicyEvent::OutlierEjection => "outlier_ejection",
+            PolicyEvent::EndpointUnhealthy => "endpoint_unhealthy",
+            PolicyEvent::RateLimited => "rate_limited",
+            PolicyEvent::FaultDelayInjected => "fault_delay",
+            PolicyEvent::FaultAbortInjected => "fault_abort",
+            PolicyEvent::Mirrored => "mirrored",
+            PolicyEvent::MirrorFailed => "mirror_failed",
+        }
+    }
+}
+
 /// A fixed set so that counting is an array index. The proxy's own error type maps onto it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorKind {

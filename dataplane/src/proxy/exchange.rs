@@ -1,9 +1,22 @@
-//! One upstream exchange: pick an endpoint, check out or open a connection, send the request
-//! head (original bytes plus added lines) and body, read and relay the response.
+//! One upstream exchange, as a sequence of tries: admit through the cluster's circuit breaker,
+//! pick an endpoint (skipping unhealthy and ejected ones), check out or open a connection,
+//! send the request head (original bytes plus added lines) and body, read the response head,
+//! relay the response.
 //!
-//! Retry rule (the only one here): a request whose *reused* pooled connection turns out dead
-//! before any response byte arrived is re-sent once on a fresh connection, if it is idempotent
-//! and has no body. Every failure maps to one status in [`Failure::status`].
+//! ```text
+//!  breaker ─▶ ┌─ pick(exclude last) ─▶ conn ─▶ send ─▶ response head ─┐
+//!             │                                                      ├─ retryable & allowed
+//!             └──────────── backoff ◀── retry policy + budget ◀──────┘   (not yet forwarded)
+//!                                                                     └─▶ relay to client
+//! ```
+//!
+//! Retry rules: a try is retried only if the route's `retry` policy covers its outcome, tries
+//! remain, the route's retry budget allows it, nothing of the response reached the client, and
+//! the request can be replayed (no body, or a body held whole in the connection's buffer — up
+//! to `replay_buffer_bytes` — or nothing was sent yet: a connect failure). Independently of any
+//! policy, an idempotent body-less request whose *reused* pooled connection turns out dead
+//! before any response byte is re-sent once on a fresh connection. Every failure maps to one
+//! status in [`Failure::status`].
 
 use std::cell::Cell;
 use std::io;
@@ -12,14 +25,19 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::cluster::balancer::PickContext;
-use crate::config::LbPolicy;
+use crate::cluster::breaker::{ConnectionGuard, Overload};
+use crate::cluster::health::{merge_unavailable, Availability};
+use crate::cluster::outlier::Outcome;
+use crate::config::{HeaderPolicy, LbPolicy, RoutePolicy};
 use crate::http::{
-    self, BodyFraming, ChunkedDecoder, HeadLimits, Parsed, RequestExtras, ResponseExtras,
+    self, rewrite, BodyFraming, ChunkedDecoder, HeadLimits, Parsed, RequestExtras, ResponseExtras,
     ResponseFraming,
 };
+use crate::policy::retry::{RetryDecision, TryOutcome};
+use crate::policy::{RetryState, RouteState};
 use crate::pool::UpstreamConn;
-use crate::runtime::worker::{View, Worker};
-use crate::telemetry::ErrorKind;
+use crate::runtime::worker::{ClusterView, View, Worker};
+use crate::telemetry::{ErrorKind, PolicyEvent};
 use crate::uring::{self, send_all, timeout, Conn, IoVecs, RecvBuf};
 
 use super::inbuf::{HeadOut, InBuf, Window};
@@ -41,7 +59,7 @@ pub enum Failure {
     /// The upstream closed or reset before a complete response head.
     UpstreamReset,
     BadResponse,
-    /// No upstream progress for the idle timeout, or the route's timeout fired.
+    /// No upstream progress for the idle timeout, or the route's or a try's timeout fired.
     Timeout,
     /// The response had started; the only option left is closing the client connection.
     AfterResponseStarted,
@@ -49,6 +67,8 @@ pub enum Failure {
     Downstream,
     BadRequestBody,
     BodyTooLarge,
+    /// A circuit breaker limit (its config key).
+    Overloaded(&'static str),
 }
 
 impl Failure {
@@ -65,39 +85,68 @@ impl Failure {
             Failure::Downstream => (0, ErrorKind::DownstreamReset),
             Failure::BadRequestBody => (400, ErrorKind::BadRequest),
             Failure::BodyTooLarge => (413, ErrorKind::BadRequest),
+            Failure::Overloaded(_) => (503, ErrorKind::Overloaded),
         }
     }
 
     pub fn body(&self) -> &'static [u8] {
         match self {
-            Failure::NoEndpoint => b"no healthy upstream",
-            Failure::Connect(_) => b"upstream connect error",
-            Failure::ConnectTimeout => b"upstream connect timeout",
-            Failure::UpstreamReset => b"upstream closed the connection",
-            Failure::BadResponse => b"upstream sent a malformed response",
-            Failure::Timeout => b"upstream timeout",
-            Failure::BadRequestBody => b"malformed request body",
-            Failure::BodyTooLarge => b"request body too large",
+            Failure::NoEndpoint => b"no healthy upstream\n",
+            Failure::Connect(_) => b"upstream connect error\n",
+            Failure::ConnectTimeout => b"upstream connect timeout\n",
+            Failure::UpstreamReset => b"upstream closed the connection\n",
+            Failure::BadResponse => b"upstream sent a malformed response\n",
+            Failure::Timeout => b"upstream timeout\n",
+            Failure::BadRequestBody => b"malformed request body\n",
+            Failure::BodyTooLarge => b"request body too large\n",
+            Failure::Overloaded(_) => b"upstream overloaded (circuit breaker)\n",
             Failure::AfterResponseStarted | Failure::Downstream => b"",
+        }
+    }
+
+    /// Extra header of the error response (the breaker limit that refused the request).
+    pub fn header(&self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Failure::Overloaded(which) => Some(("x-ringway-overloaded", which)),
+            _ => None,
         }
     }
 }
 
-/// Releases the balancer's in-flight count when the exchange ends, however it ends.
+impl From<Overload> for Failure {
+    fn from(o: Overload) -> Failure {
+        Failure::Overloaded(o.which)
+    }
+}
+
+/// The route's policy as the exchange sees it.
+#[derive(Clone, Copy, Default)]
+pub struct RouteCtx<'a> {
+    pub policy: Option<&'a RoutePolicy>,
+    pub state: Option<&'a std::cell::RefCell<RouteState>>,
+    /// The route's `match.path_prefix` (for `path_prefix_rewrite`).
+    pub path_prefix: Option<&'a str>,
+}
+
+impl RouteCtx<'_> {
+    fn headers(&self) -> Option<&HeaderPolicy> {
+        self.policy.and_then(|p| p.headers.as_ref())
+    }
+}
+
+/// Releases the balancer's in-flight count when a try ends, however it ends.
 struct InFlight<'a> {
-    view: &'a View,
-    cluster: usize,
+    cv: &'a ClusterView,
     idx: usize,
     generation: u64,
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        if let Some(cv) = self.view.clusters.get(self.cluster) {
-            cv.balancer
-                .borrow_mut()
-                .on_request_end_in(self.idx, self.generation);
-        }
+        self.cv
+            .balancer
+            .borrow_mut()
+            .on_request_end_in(self.idx, self.generation);
     }
 }
 
@@ -167,7 +216,29 @@ async fn send_timed<T: IoVecs>(
     }
 }
 
+/// How the request body is sent on each try.
+struct BodyPlan {
+    /// Body bytes held in `ds.inb` right after the head (all of it when `replayable`).
+    tail: usize,
+    /// Bytes still to stream from the client after `tail` (Content-Length bodies).
+    remaining: u64,
+    /// Chunked bodies: the decoder state after `tail`.
+    decoder: ChunkedDecoder,
+    /// The whole body is in `ds.inb`: every try can send it again.
+    replayable: bool,
+}
+
+/// How one try ended, when it did not complete.
+enum TryFail {
+    /// May be retried with this outcome (the response, if any, was not forwarded).
+    Retryable(TryOutcome, Failure),
+    /// A status response held back because the retry policy takes it: retry after `backoff`.
+    RetryStatus(u16, Duration),
+    Fatal(Failure),
+}
+
 /// Runs the exchange; `Ok(true)` if the client connection may serve another request.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     w: &Rc<Worker>,
     view: &View,
@@ -176,6 +247,7 @@ pub async fn run(
     ds: &mut Downstream,
     head_len: usize,
     started: &Cell<bool>,
+    ctx: RouteCtx<'_>,
 ) -> Result<bool, Failure> {
     let ccfg = view
         .config
@@ -184,7 +256,12 @@ pub async fn run(
         .ok_or(Failure::NoEndpoint)?;
     let cv = view.clusters.get(cluster).ok_or(Failure::NoEndpoint)?;
     let limits = &view.config.listeners[listener].limits;
-    let idle = limits.idle_timeout;
+    let _request_slot = match &cv.breaker {
+        Some(b) => Some(b.try_start_request().inspect_err(|o| {
+            w.metrics.policy_event(Some(cluster), breaker_event(o));
+        })?),
+        None => None,
+    };
     let hash = if ccfg.lb == LbPolicy::RingHash {
         let hv = HeadView {
             head: &ds.head,
@@ -194,68 +271,312 @@ pub async fn run(
     } else {
         0
     };
-    let (idx, generation) = {
-        let mut b = cv.balancer.borrow_mut();
-        let idx = b
-            .pick(&PickContext {
-                hash,
-                exclude: None,
-                unavailable: &[],
-            })
-            .ok_or(Failure::NoEndpoint)?;
-        b.on_request_start(idx);
-        (idx, b.generation())
-    };
-    let _inflight = InFlight {
-        view,
-        cluster,
-        idx,
-        generation,
-    };
-    let addr = *cv.endpoints.get(idx).ok_or(Failure::NoEndpoint)?;
-    let method = ds.head.method;
-    let retryable = method.is_idempotent() && ds.head.framing == BodyFraming::None;
-    let mut fresh_only = false;
-    let t0 = Instant::now();
+    build_request_head(w, ds, ctx);
+    let mut body = plan_body(w, ds, head_len, limits, ctx).await?;
+    let retry = ctx.policy.and_then(|p| p.retry.as_ref());
+    let per_try = ctx.policy.and_then(|p| p.per_try_timeout);
+    let mut tries = RetryState::new();
+    let mut exclude = None;
+    loop {
+        let (idx, generation) = pick(cv, ccfg.resilience.when_all_unhealthy, hash, exclude)?;
+        let addr = *cv.endpoints.get(idx).ok_or(Failure::NoEndpoint)?;
+        let inflight = InFlight {
+            cv,
+            idx,
+            generation,
+        };
+        let replayable = body.replayable;
+        let may_retry = |s: u16, tries: &mut RetryState| -> Option<Duration> {
+            let rp = retry?;
+            if !replayable {
+                return None;
+            }
+            let state = ctx.state?;
+            let mut st = state.borrow_mut();
+            let budget = st.retry_budget.as_mut();
+            let mut rng = w.rng.borrow_mut();
+            match tries.on_failure(rp, TryOutcome::Status(s), budget, Instant::now(), &mut rng) {
+                RetryDecision::Retry { backoff } => Some(backoff),
+                RetryDecision::GiveUp(g) => {
+                    if g == crate::policy::retry::GiveUp::BudgetExhausted {
+                        w.metrics
+                            .policy_event(Some(cluster), PolicyEvent::RetryBudgetExhausted);
+                    }
+                    None
+                }
+            }
+        };
+        let attempt = try_once(
+            w, view, listener, cluster, ds, head_len, started, &mut body, addr, &mut tries,
+            &may_retry, ctx,
+        );
+        let result = match per_try {
+            Some(t) => match timeout(&w.driver, t, attempt).await {
+                Ok(r) => r,
+                Err(_) if started.get() => Err(TryFail::Fatal(Failure::AfterResponseStarted)),
+                Err(_) => Err(TryFail::Retryable(TryOutcome::Timeout, Failure::Timeout)),
+            },
+            None => attempt.await,
+        };
+        drop(inflight);
+        let (outcome, failure, backoff) = match result {
+            Ok((keep, status)) => {
+                record_outlier(w, cv, cluster, idx, Outcome::from_status(status));
+                return Ok(keep);
+            }
+            Err(TryFail::Fatal(f)) => {
+                if matches!(f, Failure::BadResponse | Failure::AfterResponseStarted) {
+                    record_outlier(w, cv, cluster, idx, Outcome::GatewayFailure);
+                }
+                return Err(f);
+            }
+            Err(TryFail::RetryStatus(s, backoff)) => {
+                record_outlier(w, cv, cluster, idx, Outcome::from_status(s));
+                (TryOutcome::Status(s), None, Some(backoff))
+            }
+            Err(TryFail::Retryable(o, f)) => {
+                record_outlier(w, cv, cluster, idx, Outcome::GatewayFailure);
+                (o, Some(f), None)
+            }
+        };
+        let backoff = match (backoff, failure) {
+            (Some(b), _) => b,
+            (None, Some(f)) => {
+                // Nothing reached the client. Replay needs the whole body, except after a
+                // connect failure (nothing was sent).
+                let sendable = body.replayable || outcome == TryOutcome::ConnectFailure;
+                let decision = match (retry, ctx.state) {
+                    (Some(rp), Some(state)) if sendable && !started.get() => {
+                        let mut st = state.borrow_mut();
+                        let mut rng = w.rng.borrow_mut();
+                        Some(tries.on_failure(
+                            rp,
+                            outcome,
+                            st.retry_budget.as_mut(),
+                            Instant::now(),
+                            &mut rng,
+                        ))
+                    }
+                    _ => None,
+                };
+                match decision {
+                    Some(RetryDecision::Retry { backoff }) => backoff,
+                    Some(RetryDecision::GiveUp(crate::policy::retry::GiveUp::BudgetExhausted)) => {
+                        w.metrics
+                            .policy_event(Some(cluster), PolicyEvent::RetryBudgetExhausted);
+                        return Err(f);
+                    }
+                    _ => return Err(f),
+                }
+            }
+            (None, None) => return Err(Failure::Timeout),
+        };
+        w.metrics.policy_event(Some(cluster), PolicyEvent::Retry);
+        if !backoff.is_zero() {
+            uring::sleep(&w.driver, backoff).await;
+        }
+        exclude = Some(idx);
+    }
+}
 
-    // Build the outgoing head once; it stays valid across a retry.
+fn breaker_event(o: &Overload) -> PolicyEvent {
+    use crate::cluster::breaker::BreakerLimit;
+    match o.limit {
+        BreakerLimit::Requests => PolicyEvent::BreakerRejectedMaxRequests,
+        BreakerLimit::PendingRequests => PolicyEvent::BreakerRejectedMaxPending,
+        BreakerLimit::Connections => PolicyEvent::BreakerRejectedMaxConnections,
+    }
+}
+
+fn record_outlier(w: &Worker, cv: &ClusterView, cluster: usize, idx: usize, outcome: Outcome) {
+    if let Some(o) = &cv.outlier {
+        if o.borrow_mut()
+            .record(idx, outcome, Instant::now())
+            .is_some()
+        {
+            w.metrics
+                .policy_event(Some(cluster), PolicyEvent::OutlierEjection);
+        }
+    }
+}
+
+/// Picks an endpoint that is neither unhealthy nor ejected (unless all are and the cluster
+/// fails open), preferring one other than `exclude`.
+fn pick(
+    cv: &ClusterView,
+    when_all: crate::config::AllUnhealthy,
+    hash: u64,
+    exclude: Option<usize>,
+) -> Result<(usize, u64), Failure> {
+    let mut unavailable = cv.unavailable.borrow_mut();
+    let availability = match &cv.outlier {
+        Some(o) => {
+            let mut o = o.borrow_mut();
+            let ejected = o.unavailable(Instant::now());
+            merge_unavailable(
+                &cv.health_down.borrow(),
+                ejected,
+                &mut unavailable,
+                when_all,
+            )
+        }
+        None => merge_unavailable(&cv.health_down.borrow(), &[], &mut unavailable, when_all),
+    };
+    if availability == Availability::AllDown {
+        return Err(Failure::NoEndpoint);
+    }
+    let mut b = cv.balancer.borrow_mut();
+    let idx = b
+        .pick(&PickContext {
+            hash,
+            exclude,
+            unavailable: &unavailable,
+        })
+        .ok_or(Failure::NoEndpoint)?;
+    b.on_request_start(idx);
+    Ok((idx, b.generation()))
+}
+
+/// Builds the outgoing head segments in `ds.added` / `ds.segs` (once per request; every try
+/// sends the same head).
+fn build_request_head(w: &Worker, ds: &mut Downstream, ctx: RouteCtx<'_>) {
+    let hp = ctx.headers();
+    if let Some(hp) = hp {
+        let names = hp
+            .request_remove
+            .iter()
+            .map(String::as_str)
+            .chain(hp.request_set.iter().map(|(n, _)| n.as_str()));
+        rewrite::suppress(&mut ds.head.headers, ds.inb.bytes(), names);
+    }
     let mut idbuf = [0u8; 32];
     let idlen = request_id(w, &mut idbuf);
-    {
-        let mut added = std::mem::take(&mut ds.added);
-        let mut segs = std::mem::take(&mut ds.segs);
-        http::request_segments(
-            &ds.head,
-            &RequestExtras {
-                client_ip: ds.peer.ip(),
-                proto: "http",
-                request_id: Some(&idbuf[..idlen]),
-            },
-            &mut added,
-            &mut segs,
-        );
-        ds.added = added;
-        ds.segs = segs;
+    let mut added = std::mem::take(&mut ds.added);
+    let mut segs = std::mem::take(&mut ds.segs);
+    http::request_segments(
+        &ds.head,
+        &RequestExtras {
+            client_ip: ds.peer.ip(),
+            proto: "http",
+            request_id: Some(&idbuf[..idlen]),
+        },
+        &mut added,
+        &mut segs,
+    );
+    if let Some(hp) = hp {
+        let lines = hp
+            .request_set
+            .iter()
+            .chain(hp.request_add.iter())
+            .map(|(n, v)| (n.as_str(), v.as_str()));
+        rewrite::append_fields(lines, &mut added, &mut segs);
+        if let (Some(new), Some(prefix)) = (&hp.path_prefix_rewrite, ctx.path_prefix) {
+            rewrite::rewrite_path_prefix(
+                &ds.head,
+                ds.inb.bytes(),
+                prefix,
+                new,
+                &mut added,
+                &mut segs,
+            );
+        }
     }
-    // Body bytes that arrived with the head.
+    ds.added = added;
+    ds.segs = segs;
+}
+
+/// Decides how the body goes out; with a retry policy, gathers a small enough body whole
+/// (up to `replay_buffer_bytes`) so that every try can send it.
+async fn plan_body(
+    w: &Worker,
+    ds: &mut Downstream,
+    head_len: usize,
+    limits: &crate::config::Limits,
+    ctx: RouteCtx<'_>,
+) -> Result<BodyPlan, Failure> {
+    let max_body = limits.max_request_body_bytes;
+    let replay_max = ctx
+        .policy
+        .and_then(|p| p.retry.as_ref())
+        .map_or(0, |r| r.replay_buffer_bytes);
     let mut decoder = ChunkedDecoder::new();
-    let avail = ds.inb.len().saturating_sub(head_len);
-    let (tail, mut remaining) = match ds.head.framing {
-        BodyFraming::None => (0, 0u64),
+    match ds.head.framing {
+        BodyFraming::None => Ok(BodyPlan {
+            tail: 0,
+            remaining: 0,
+            decoder,
+            replayable: true,
+        }),
         BodyFraming::Length(n) => {
-            let t = (n.min(avail as u64)) as usize;
-            (t, n - t as u64)
+            // Gather the whole body when it is small enough to replay.
+            if n <= replay_max {
+                while ((ds.inb.len() - head_len) as u64) < n {
+                    match timeout(&w.driver, limits.idle_timeout, ds.conn.recv()).await {
+                        Ok(Ok(Some(b))) => ds.inb.push(b),
+                        _ => return Err(Failure::Downstream),
+                    }
+                }
+            }
+            let avail = (ds.inb.len() - head_len) as u64;
+            let tail = n.min(avail);
+            Ok(BodyPlan {
+                tail: tail as usize,
+                remaining: n - tail,
+                decoder,
+                replayable: tail == n,
+            })
         }
         BodyFraming::Chunked => {
-            let body = ds.inb.bytes().get(head_len..).unwrap_or(&[]);
-            let c = decoder.feed(body).map_err(|_| Failure::BadRequestBody)?;
-            let max = limits.max_request_body_bytes;
-            if max > 0 && decoder.data_bytes() > max {
-                return Err(Failure::BodyTooLarge);
+            let mut fed = 0usize;
+            loop {
+                let body = ds.inb.bytes().get(head_len + fed..).unwrap_or(&[]);
+                fed += decoder.feed(body).map_err(|_| Failure::BadRequestBody)?;
+                if max_body > 0 && decoder.data_bytes() > max_body {
+                    return Err(Failure::BodyTooLarge);
+                }
+                if decoder.is_done() || (fed as u64) >= replay_max {
+                    break;
+                }
+                match timeout(&w.driver, limits.idle_timeout, ds.conn.recv()).await {
+                    Ok(Ok(Some(b))) => ds.inb.push(b),
+                    _ => return Err(Failure::Downstream),
+                }
             }
-            (c, 0)
+            let replayable = decoder.is_done();
+            Ok(BodyPlan {
+                tail: fed,
+                remaining: 0,
+                decoder,
+                replayable,
+            })
         }
-    };
+    }
+}
+
+/// One try against `addr`. `Ok((keep_client, status))` once the response was relayed.
+#[allow(clippy::too_many_arguments)]
+async fn try_once(
+    w: &Rc<Worker>,
+    view: &View,
+    listener: usize,
+    cluster: usize,
+    ds: &mut Downstream,
+    head_len: usize,
+    started: &Cell<bool>,
+    body: &mut BodyPlan,
+    addr: SocketAddr,
+    tries: &mut RetryState,
+    may_retry: &dyn Fn(u16, &mut RetryState) -> Option<Duration>,
+    ctx: RouteCtx<'_>,
+) -> Result<(bool, u16), TryFail> {
+    let ccfg = &view.config.clusters[cluster];
+    let limits = &view.config.listeners[listener].limits;
+    let idle = limits.idle_timeout;
+    let method = ds.head.method;
+    let dead_pool_retry = method.is_idempotent() && ds.head.framing == BodyFraming::None;
+    let mut fresh_only = false;
+    let t0 = Instant::now();
+    let tail = body.tail;
 
     let mut up = loop {
         let mut up = get_conn(w, view, cluster, addr, fresh_only).await?;
@@ -270,19 +591,24 @@ pub async fn run(
         let (ok, hout) = match send_timed(&w.driver, up.conn.fd(), idle, hout).await {
             Sent::Done(h) => (true, h),
             Sent::Failed(h) => (false, h),
-            Sent::TimedOut => return Err(Failure::Timeout),
+            Sent::TimedOut => {
+                return Err(TryFail::Retryable(TryOutcome::Timeout, Failure::Timeout));
+            }
         };
         ds.inb = hout.inb;
         ds.added = hout.added;
         ds.segs = hout.segs;
         if !ok {
-            if reused && retryable && !fresh_only {
+            if reused && dead_pool_retry && !fresh_only {
                 fresh_only = true;
                 continue;
             }
-            return Err(Failure::UpstreamReset);
+            return Err(TryFail::Retryable(
+                TryOutcome::Reset,
+                Failure::UpstreamReset,
+            ));
         }
-        if !reused || !retryable || fresh_only {
+        if !reused || !dead_pool_retry || fresh_only {
             break up;
         }
         // A reused connection: make sure it answers before trusting it (retry if it died).
@@ -295,65 +621,16 @@ pub async fn run(
                 fresh_only = true;
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(TryFail::Retryable(TryOutcome::Timeout, e)),
         }
     };
-    ds.inb.consume(head_len + tail);
-    w.metrics.bytes_sent(listener, 0);
-
-    // Rest of the request body, streamed.
-    let max_body = limits.max_request_body_bytes;
-    match ds.head.framing {
-        BodyFraming::None => {}
-        BodyFraming::Length(_) => {
-            while remaining > 0 {
-                if ds.inb.is_empty() {
-                    match timeout(&w.driver, idle, ds.conn.recv()).await {
-                        Ok(Ok(Some(b))) => ds.inb.push(b),
-                        _ => return Err(Failure::Downstream),
-                    }
-                }
-                let take = (remaining.min(ds.inb.len() as u64)) as usize;
-                let win = Window {
-                    inb: std::mem::take(&mut ds.inb),
-                    len: take,
-                };
-                let win = send_timed(&w.driver, up.conn.fd(), idle, win)
-                    .await
-                    .or_fail(Failure::UpstreamReset, Failure::Timeout)?;
-                ds.inb = win.inb;
-                ds.inb.consume(take);
-                remaining -= take as u64;
-            }
-        }
-        BodyFraming::Chunked => {
-            while !decoder.is_done() {
-                if ds.inb.is_empty() {
-                    match timeout(&w.driver, idle, ds.conn.recv()).await {
-                        Ok(Ok(Some(b))) => ds.inb.push(b),
-                        _ => return Err(Failure::Downstream),
-                    }
-                }
-                let take = decoder
-                    .feed(ds.inb.bytes())
-                    .map_err(|_| Failure::BadRequestBody)?;
-                if max_body > 0 && decoder.data_bytes() > max_body {
-                    return Err(Failure::BodyTooLarge);
-                }
-                let win = Window {
-                    inb: std::mem::take(&mut ds.inb),
-                    len: take,
-                };
-                let win = send_timed(&w.driver, up.conn.fd(), idle, win)
-                    .await
-                    .or_fail(Failure::UpstreamReset, Failure::Timeout)?;
-                ds.inb = win.inb;
-                ds.inb.consume(take);
-            }
-        }
+    if !body.replayable {
+        // Streaming: the bytes sent are gone from the buffer.
+        ds.inb.consume(head_len + tail);
+        stream_request_body(w, ds, &mut up, body, limits).await?;
     }
 
-    // Response head (skipping interim 100 Continue the proxy already answered itself).
+    // Response head (skipping interim responses: the proxy answered 100-continue itself).
     let resp = &mut ds.resp;
     let resp_len = loop {
         match http::parse_response_head(up.inb.bytes(), &RESPONSE_LIMITS, method, resp) {
@@ -365,17 +642,40 @@ pub async fn run(
                 break n;
             }
             Ok(Parsed::Partial) => {}
-            Err(_) => return Err(Failure::BadResponse),
+            Err(_) => return Err(TryFail::Fatal(Failure::BadResponse)),
         }
-        match recv_into(&w.driver, &mut up.conn, idle).await? {
-            Some(b) => up.inb.push(b),
-            None => return Err(Failure::UpstreamReset),
+        match recv_into(&w.driver, &mut up.conn, idle).await {
+            Ok(Some(b)) => up.inb.push(b),
+            Ok(None) if up.inb.is_empty() => {
+                return Err(TryFail::Retryable(
+                    TryOutcome::Reset,
+                    Failure::UpstreamReset,
+                ));
+            }
+            Ok(None) => return Err(TryFail::Fatal(Failure::UpstreamReset)),
+            Err(Failure::UpstreamReset) if up.inb.is_empty() => {
+                return Err(TryFail::Retryable(
+                    TryOutcome::Reset,
+                    Failure::UpstreamReset,
+                ));
+            }
+            Err(Failure::Timeout) => {
+                return Err(TryFail::Retryable(TryOutcome::Timeout, Failure::Timeout));
+            }
+            Err(e) => return Err(TryFail::Fatal(e)),
         }
     };
     let latency = t0.elapsed();
     let status = resp.status;
+    // A status the retry policy takes: hold the response back and retry (never forwarded).
+    if let Some(backoff) = may_retry(status, tries) {
+        return Err(TryFail::RetryStatus(status, backoff));
+    }
+    if body.replayable {
+        ds.inb.consume(head_len + tail);
+    }
     if resp.is_upgrade() && !ds.head.websocket_upgrade {
-        return Err(Failure::BadResponse);
+        return Err(TryFail::Fatal(Failure::BadResponse));
     }
     let upgrade = resp.is_upgrade();
     let close = !ds.head.keep_alive
@@ -386,26 +686,48 @@ pub async fn run(
         close: close && !upgrade,
         keep_alive_http10: ds.head.version_minor == 0 && !close,
     };
+    let hp = ctx.headers();
+    if let Some(hp) = hp {
+        let names = hp
+            .response_remove
+            .iter()
+            .map(String::as_str)
+            .chain(hp.response_set.iter().map(|(n, _)| n.as_str()));
+        rewrite::suppress(&mut resp.headers, up.inb.bytes(), names);
+    }
     let mut added = std::mem::take(&mut ds.added);
     let mut segs = std::mem::take(&mut ds.segs);
     http::response_segments(resp, &extras, &mut added, &mut segs);
+    if let Some(hp) = hp {
+        let lines = hp
+            .response_set
+            .iter()
+            .chain(hp.response_add.iter())
+            .map(|(n, v)| (n.as_str(), v.as_str()));
+        rewrite::append_fields(lines, &mut added, &mut segs);
+    }
 
     let mut rdec = ChunkedDecoder::new();
     let ravail = up.inb.len().saturating_sub(resp_len);
-    let (rtail, mut rremaining, mut done) = match resp.framing {
+    let framing = resp.framing;
+    let (rtail, mut rremaining, mut done) = match framing {
         ResponseFraming::None => (0, 0u64, true),
         ResponseFraming::Length(n) => {
             let t = (n.min(ravail as u64)) as usize;
             (t, n - t as u64, t as u64 == n)
         }
         ResponseFraming::Chunked => {
-            let body = up.inb.bytes().get(resp_len..).unwrap_or(&[]);
-            let c = rdec.feed(body).map_err(|_| Failure::BadResponse)?;
+            let rbody = up.inb.bytes().get(resp_len..).unwrap_or(&[]);
+            let c = rdec
+                .feed(rbody)
+                .map_err(|_| TryFail::Fatal(Failure::BadResponse))?;
             (c, 0, rdec.is_done())
         }
         ResponseFraming::CloseDelimited => (ravail, 0, false),
     };
+    let keep_alive = resp.keep_alive;
     started.set(true);
+    let fatal = TryFail::Fatal;
     let hout = HeadOut {
         inb: std::mem::take(&mut up.inb),
         added,
@@ -415,7 +737,8 @@ pub async fn run(
     };
     let hout = send_timed(&w.driver, ds.conn.fd(), idle, hout)
         .await
-        .or_fail(Failure::Downstream, Failure::Downstream)?;
+        .or_fail(Failure::Downstream, Failure::Downstream)
+        .map_err(fatal)?;
     up.inb = hout.inb;
     ds.added = hout.added;
     ds.segs = hout.segs;
@@ -425,7 +748,7 @@ pub async fn run(
         tunnel(w, ds, &mut up, idle).await;
         w.metrics
             .request_done(listener, Some(cluster), status, Some(latency));
-        return Ok(false);
+        return Ok((false, status));
     }
 
     // Rest of the response body, streamed.
@@ -433,11 +756,11 @@ pub async fn run(
         if up.inb.is_empty() {
             match recv_into(&w.driver, &mut up.conn, idle).await {
                 Ok(Some(b)) => up.inb.push(b),
-                Ok(None) if resp.framing == ResponseFraming::CloseDelimited => break,
-                _ => return Err(Failure::AfterResponseStarted),
+                Ok(None) if framing == ResponseFraming::CloseDelimited => break,
+                _ => return Err(fatal(Failure::AfterResponseStarted)),
             }
         }
-        let take = match resp.framing {
+        let take = match framing {
             ResponseFraming::Length(_) => {
                 let t = (rremaining.min(up.inb.len() as u64)) as usize;
                 rremaining -= t as u64;
@@ -447,7 +770,7 @@ pub async fn run(
             ResponseFraming::Chunked => {
                 let t = rdec
                     .feed(up.inb.bytes())
-                    .map_err(|_| Failure::AfterResponseStarted)?;
+                    .map_err(|_| fatal(Failure::AfterResponseStarted))?;
                 done = rdec.is_done();
                 t
             }
@@ -459,7 +782,8 @@ pub async fn run(
         };
         let win = send_timed(&w.driver, ds.conn.fd(), idle, win)
             .await
-            .or_fail(Failure::Downstream, Failure::Downstream)?;
+            .or_fail(Failure::Downstream, Failure::Downstream)
+            .map_err(fatal)?;
         up.inb = win.inb;
         up.inb.consume(take);
     }
@@ -469,8 +793,8 @@ pub async fn run(
     // Keep the upstream connection if it is clean and reusable.
     up.uses += 1;
     let max_uses = ccfg.pool.max_requests_per_connection;
-    if resp.keep_alive
-        && resp.framing != ResponseFraming::CloseDelimited
+    if keep_alive
+        && framing != ResponseFraming::CloseDelimited
         && up.inb.is_empty()
         && (max_uses == 0 || up.uses < max_uses)
     {
@@ -478,18 +802,69 @@ pub async fn run(
             .borrow_mut()
             .checkin(addr, up, ccfg.pool.max_idle, Instant::now());
     }
-    Ok(!close)
+    Ok((!close, status))
 }
 
-/// A pooled connection to `addr`, or a new one within the connect timeout.
+/// Streams the rest of a request body that is not held whole (Content-Length or chunked).
+async fn stream_request_body(
+    w: &Rc<Worker>,
+    ds: &mut Downstream,
+    up: &mut UpstreamConn,
+    body: &mut BodyPlan,
+    limits: &crate::config::Limits,
+) -> Result<(), TryFail> {
+    let idle = limits.idle_timeout;
+    let max_body = limits.max_request_body_bytes;
+    let fatal = TryFail::Fatal;
+    let chunked = ds.head.framing == BodyFraming::Chunked;
+    loop {
+        if (chunked && body.decoder.is_done()) || (!chunked && body.remaining == 0) {
+            return Ok(());
+        }
+        if ds.inb.is_empty() {
+            match timeout(&w.driver, idle, ds.conn.recv()).await {
+                Ok(Ok(Some(b))) => ds.inb.push(b),
+                _ => return Err(fatal(Failure::Downstream)),
+            }
+        }
+        let take = if chunked {
+            let t = body
+                .decoder
+                .feed(ds.inb.bytes())
+                .map_err(|_| fatal(Failure::BadRequestBody))?;
+            if max_body > 0 && body.decoder.data_bytes() > max_body {
+                return Err(fatal(Failure::BodyTooLarge));
+            }
+            t
+        } else {
+            let t = (body.remaining.min(ds.inb.len() as u64)) as usize;
+            body.remaining -= t as u64;
+            t
+        };
+        let win = Window {
+            inb: std::mem::take(&mut ds.inb),
+            len: take,
+        };
+        let win = send_timed(&w.driver, up.conn.fd(), idle, win)
+            .await
+            .or_fail(Failure::UpstreamReset, Failure::Timeout)
+            .map_err(fatal)?;
+        ds.inb = win.inb;
+        ds.inb.consume(take);
+    }
+}
+
+/// A pooled connection to `addr`, or a new one within the connect timeout (counted by the
+/// cluster's circuit breaker).
 async fn get_conn(
     w: &Rc<Worker>,
     view: &View,
     cluster: usize,
     addr: SocketAddr,
     fresh_only: bool,
-) -> Result<UpstreamConn, Failure> {
+) -> Result<UpstreamConn, TryFail> {
     let ccfg = &view.config.clusters[cluster];
+    let cv = &view.clusters[cluster];
     if !fresh_only {
         let pooled = w
             .pools
@@ -500,6 +875,17 @@ async fn get_conn(
             return Ok(up);
         }
     }
+    let refused = |o: Overload| {
+        w.metrics.policy_event(Some(cluster), breaker_event(&o));
+        TryFail::Fatal(o.into())
+    };
+    let (_pending, slot): (_, Option<ConnectionGuard>) = match &cv.breaker {
+        Some(b) => (
+            Some(b.try_start_pending().map_err(refused)?),
+            Some(b.try_open_connection().map_err(refused)?),
+        ),
+        None => (None, None),
+    };
     match timeout(
         &w.driver,
         ccfg.connect_timeout,
@@ -513,15 +899,22 @@ async fn get_conn(
                 conn,
                 inb: InBuf::default(),
                 uses: 0,
+                breaker_slot: slot,
             })
         }
         Ok(Err(e)) => {
             w.metrics.upstream_connect(cluster, false);
-            Err(Failure::Connect(e))
+            Err(TryFail::Retryable(
+                TryOutcome::ConnectFailure,
+                Failure::Connect(e),
+            ))
         }
         Err(_) => {
             w.metrics.upstream_connect(cluster, false);
-            Err(Failure::ConnectTimeout)
+            Err(TryFail::Retryable(
+                TryOutcome::ConnectFailure,
+                Failure::ConnectTimeout,
+            ))
         }
     }
 }

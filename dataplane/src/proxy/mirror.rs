@@ -125,13 +125,21 @@ pub fn spawn_senders(w: &Rc<Worker>) {
             loop {
                 let job = w.mirror.next().await;
                 let cluster = job.cluster;
-                let ok = timeout(&w.driver, SHADOW_TIMEOUT, send_one(&w, job, &mut inb, &mut resp))
-                    .await
-                    .unwrap_or(false);
+                let ok = timeout(
+                    &w.driver,
+                    SHADOW_TIMEOUT,
+                    send_one(&w, job, &mut inb, &mut resp),
+                )
+                .await
+                .unwrap_or(false);
                 inb.clear();
                 w.metrics.policy_event(
                     Some(cluster),
-                    if ok { PolicyEvent::Mirrored } else { PolicyEvent::MirrorFailed },
+                    if ok {
+                        PolicyEvent::Mirrored
+                    } else {
+                        PolicyEvent::MirrorFailed
+                    },
                 );
             }
         })
@@ -140,7 +148,12 @@ pub fn spawn_senders(w: &Rc<Worker>) {
 }
 
 /// Sends one copy on a fresh connection and reads the response to its end (discarded).
-async fn send_one(w: &Rc<Worker>, job: MirrorJob, inb: &mut InBuf, resp: &mut ResponseHead) -> bool {
+async fn send_one(
+    w: &Rc<Worker>,
+    job: MirrorJob,
+    inb: &mut InBuf,
+    resp: &mut ResponseHead,
+) -> bool {
     let view = w.view();
     let Some(cv) = view.clusters.get(job.cluster) else {
         w.mirror.recycle(job.bytes);

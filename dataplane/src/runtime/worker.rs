@@ -14,9 +14,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cluster::balancer::Balancer;
+use crate::cluster::breaker::CircuitBreaker;
+use crate::cluster::outlier::OutlierDetector;
 use crate::cluster::rng::FastRng;
 use crate::config::{Config, LbPolicy};
 use crate::http::HeadLimits;
+use crate::policy::RouteState;
 use crate::pool::Pools;
 use crate::route::RouteTable;
 use crate::runtime::{Control, Shared};
@@ -33,21 +36,40 @@ pub struct View {
 pub struct ListenerView {
     pub routes: RouteTable,
     pub head_limits: HeadLimits,
+    /// Per-core policy state of each route, indexed like `ListenerConfig::routes`.
+    pub route_states: Vec<RefCell<RouteState>>,
 }
 
 pub struct ClusterView {
     pub endpoints: Vec<SocketAddr>,
     pub balancer: RefCell<Balancer>,
+    pub breaker: Option<CircuitBreaker>,
+    pub outlier: Option<RefCell<OutlierDetector>>,
+    /// `true` = failed active health checks (set from the checker's broadcasts).
+    pub health_down: RefCell<Vec<bool>>,
+    /// Scratch: health ∪ ejected, handed to the balancer as `unavailable`.
+    pub unavailable: RefCell<Vec<bool>>,
 }
 
 impl View {
-    pub fn new(config: Arc<Config>, endpoints: &[Vec<SocketAddr>], seed: u64) -> View {
+    pub fn new(
+        config: Arc<Config>,
+        endpoints: &[Vec<SocketAddr>],
+        seed: u64,
+        workers: usize,
+    ) -> View {
+        let now = Instant::now();
         let listeners = config
             .listeners
             .iter()
             .map(|l| ListenerView {
                 routes: RouteTable::new(l),
                 head_limits: HeadLimits::from_config(&l.limits),
+                route_states: l
+                    .routes
+                    .iter()
+                    .map(|r| RefCell::new(RouteState::new(&r.policy, workers, now)))
+                    .collect(),
             })
             .collect();
         let clusters = config
@@ -57,12 +79,22 @@ impl View {
             .map(|(i, c)| {
                 let eps = endpoints.get(i).cloned().unwrap_or_default();
                 let policy: LbPolicy = c.lb;
+                let res = &c.resilience;
                 ClusterView {
                     balancer: RefCell::new(Balancer::with_addrs(
                         policy,
                         &eps,
                         seed ^ (i as u64) << 32,
                     )),
+                    breaker: res
+                        .circuit_breaker
+                        .as_ref()
+                        .map(|b| CircuitBreaker::new(b, workers)),
+                    outlier: res
+                        .outlier_detection
+                        .map(|o| RefCell::new(OutlierDetector::new(o, eps.len()))),
+                    health_down: RefCell::new(vec![false; eps.len()]),
+                    unavailable: RefCell::new(Vec::with_capacity(eps.len())),
                     endpoints: eps,
                 }
             })
@@ -88,6 +120,12 @@ pub struct Worker {
     pub request_seq: Cell<u64>,
     /// Per-process random prefix of generated request ids.
     pub id_prefix: u32,
+    /// Executors in the process (process-wide limits are shared out by it).
+    pub workers: usize,
+    /// Control channels of every worker (this one included), for health broadcasts.
+    pub peers: Vec<flume::Sender<Control>>,
+    /// Mirrored requests waiting for a sender task.
+    pub mirror: crate::proxy::mirror::MirrorQueue,
 }
 
 impl Worker {
@@ -113,6 +151,27 @@ fn seed(id: usize) -> u64 {
     t ^ ((id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
+/// Installs `new`, carrying over health-check results of endpoints that are still there
+/// (requests in flight keep the old view until they finish).
+fn swap_view(w: &Worker, new: View) {
+    let old = w.view();
+    for (ci, c) in new.config.clusters.iter().enumerate() {
+        let Some(oi) = old.config.clusters.iter().position(|o| o.name == c.name) else {
+            continue;
+        };
+        let (oc, nc) = (&old.clusters[oi], &new.clusters[ci]);
+        let old_down = oc.health_down.borrow();
+        let mut new_down = nc.health_down.borrow_mut();
+        for (i, addr) in nc.endpoints.iter().enumerate() {
+            if let Some(j) = oc.endpoints.iter().position(|a| a == addr) {
+                new_down[i] = old_down.get(j).copied().unwrap_or(false);
+            }
+        }
+    }
+    drop(old);
+    *w.view.borrow_mut() = Rc::new(new);
+}
+
 /// Keeps pooled connections only to endpoints that still exist (pools of unchanged endpoints
 /// survive a reload).
 fn retain_known_endpoints(w: &Worker, eps: &[Vec<SocketAddr>]) {
@@ -129,6 +188,7 @@ pub async fn run(
     listener_fds: Vec<RawFd>,
     shared: Arc<Shared>,
     control: flume::Receiver<Control>,
+    peers: Vec<flume::Sender<Control>>,
 ) -> Result<(), String> {
     let io = &config.runtime.io;
     let driver = Driver::new(DriverConfig {
@@ -145,7 +205,12 @@ pub async fn run(
         id,
         driver: driver.clone(),
         shared: shared.clone(),
-        view: RefCell::new(Rc::new(View::new(config.clone(), &endpoints, s))),
+        view: RefCell::new(Rc::new(View::new(
+            config.clone(),
+            &endpoints,
+            s,
+            shared.workers,
+        ))),
         metrics: MetricsShard::new(&listener_names, &cluster_names),
         pools: RefCell::new(Pools::default()),
         rng: RefCell::new(FastRng::new(s)),
@@ -153,7 +218,14 @@ pub async fn run(
         active: Cell::new(0),
         request_seq: Cell::new(0),
         id_prefix: (s >> 16) as u32,
+        workers: shared.workers,
+        peers,
+        mirror: Default::default(),
     });
+    crate::proxy::mirror::spawn_senders(&w);
+    if id == 0 {
+        glommio::spawn_local(crate::proxy::health::run_checker(w.clone())).detach();
+    }
     let mut accepts = Vec::new();
     for (i, fd) in listener_fds.iter().enumerate() {
         accepts.push(glommio::spawn_local(crate::listener::accept_loop(
@@ -186,13 +258,25 @@ pub async fn run(
                 let _ = reply.send(w.metrics.snapshot());
             }
             Control::Reload(cfg, eps) => {
-                *w.view.borrow_mut() = Rc::new(View::new(cfg, &eps, seed(id)));
+                swap_view(&w, View::new(cfg, &eps, seed(id), w.workers));
                 retain_known_endpoints(&w, &eps);
             }
             Control::Endpoints(eps) => {
                 let cfg = w.view().config.clone();
-                *w.view.borrow_mut() = Rc::new(View::new(cfg, &eps, seed(id)));
+                swap_view(&w, View::new(cfg, &eps, seed(id), w.workers));
                 retain_known_endpoints(&w, &eps);
+            }
+            Control::Health { cluster, unhealthy } => {
+                let view = w.view();
+                let found = view.config.clusters.iter().position(|c| c.name == cluster);
+                if let Some(cv) = found.and_then(|i| view.clusters.get(i)) {
+                    let mut down = cv.health_down.borrow_mut();
+                    for (i, addr) in cv.endpoints.iter().enumerate() {
+                        if let Some(d) = down.get_mut(i) {
+                            *d = unhealthy.contains(addr);
+                        }
+                    }
+                }
             }
             Control::Drain => {
                 w.draining.set(true);

@@ -16,7 +16,9 @@ use std::fmt::Write;
 
 use hdrhistogram::Histogram;
 
-use super::{ErrorKind, ListenerMetrics, MetricsSnapshot, StatusClass, LATENCY_BUCKETS};
+use super::{
+    ErrorKind, ListenerMetrics, MetricsSnapshot, PolicyEvent, StatusClass, LATENCY_BUCKETS,
+};
 
 /// `Content-Type` of the rendered text.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -31,6 +33,41 @@ pub fn render_prometheus(snapshot: &MetricsSnapshot, out: &mut String) {
     render_clusters(snapshot, out);
     render_latency(snapshot, out);
     render_errors(snapshot, out);
+    render_policy(snapshot, out);
+}
+
+fn render_policy(s: &MetricsSnapshot, out: &mut String) {
+    const NAME: &str = "ringway_policy_events_total";
+    header(
+        out,
+        NAME,
+        "counter",
+        "What traffic policies did (retries, breaker rejections, ejections, rate limits, faults, mirrors), by cluster and event.",
+    );
+    let none = s.policy_none();
+    for event in PolicyEvent::ALL {
+        if none[event.index()] > 0 {
+            sample(
+                out,
+                NAME,
+                &[("cluster", "none"), ("event", event.as_str())],
+                none[event.index()],
+            );
+        }
+    }
+    for c in s.clusters() {
+        for event in PolicyEvent::ALL {
+            let n = c.policy[event.index()];
+            if n > 0 {
+                sample(
+                    out,
+                    NAME,
+                    &[("cluster", &c.name), ("event", event.as_str())],
+                    n,
+                );
+            }
+        }
+    }
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {

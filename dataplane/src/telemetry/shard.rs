@@ -18,7 +18,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use super::snapshot::{ClusterMetrics, ListenerMetrics, MetricsSnapshot};
-use super::{duration_to_us, new_latency_histogram, ErrorKind, StatusClass};
+use super::{duration_to_us, new_latency_histogram, ErrorKind, PolicyEvent, StatusClass};
 
 /// Per-listener counters.
 #[derive(Default)]
@@ -48,6 +48,8 @@ pub struct MetricsShard {
     /// `[listener][cluster slot][status class]`, flattened; see the module invariant.
     requests: Box<[Cell<u64>]>,
     errors: [Cell<u64>; ErrorKind::COUNT],
+    /// `[cluster slot][event]`, flattened; slot 0 = no cluster, slot c + 1 = cluster c.
+    policy: Box<[Cell<u64>]>,
 }
 
 #[inline]
@@ -76,6 +78,9 @@ impl MetricsShard {
                 .collect(),
             requests: (0..request_cells).map(|_| Cell::new(0)).collect(),
             errors: Default::default(),
+            policy: (0..(clusters.len() + 1) * PolicyEvent::COUNT)
+                .map(|_| Cell::new(0))
+                .collect(),
         }
     }
 
@@ -202,6 +207,15 @@ impl MetricsShard {
         }
     }
 
+    /// A traffic policy acted (see [`PolicyEvent`]), for `cluster` or for no cluster.
+    #[inline]
+    pub fn policy_event(&self, cluster: Option<usize>, event: PolicyEvent) {
+        let slot = cluster.map_or(0, |c| c + 1);
+        if let Some(cell) = self.policy.get(slot * PolicyEvent::COUNT + event.index()) {
+            bump(cell, 1);
+        }
+    }
+
     /// A copy of every counter and histogram, as owned `Send` data (admin path; allocates).
     pub fn snapshot(&self) -> MetricsSnapshot {
         let listeners = self
@@ -227,8 +241,23 @@ impl MetricsShard {
                 upstream_pool_reuses: c.pool_reuses.get(),
                 latency_sum_us: c.latency_sum_us.get(),
                 latency: c.latency.borrow().clone(),
+                policy: [0; PolicyEvent::COUNT],
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut clusters = clusters;
+        let mut policy_none = [0u64; PolicyEvent::COUNT];
+        for (slot, chunk) in self.policy.chunks_exact(PolicyEvent::COUNT).enumerate() {
+            let counts = match slot {
+                0 => &mut policy_none,
+                c => match clusters.get_mut(c - 1) {
+                    Some(m) => &mut m.policy,
+                    None => continue,
+                },
+            };
+            for (count, cell) in counts.iter_mut().zip(chunk) {
+                *count = cell.get();
+            }
+        }
         let requests = self
             .requests
             .chunks_exact(StatusClass::COUNT)
@@ -244,6 +273,8 @@ impl MetricsShard {
         for (count, cell) in errors.iter_mut().zip(self.errors.iter()) {
             *count = cell.get();
         }
-        MetricsSnapshot::from_parts(listeners, clusters, requests, errors)
+        let mut snap = MetricsSnapshot::from_parts(listeners, clusters, requests, errors);
+        snap.set_policy_none(policy_none);
+        snap
     }
 }

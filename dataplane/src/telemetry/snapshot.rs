@@ -13,7 +13,7 @@
 
 use hdrhistogram::Histogram;
 
-use super::{new_latency_histogram, ErrorKind, StatusClass};
+use super::{new_latency_histogram, ErrorKind, PolicyEvent, StatusClass};
 
 /// Downstream counters of one listener.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -55,6 +55,8 @@ pub struct ClusterMetrics {
     pub latency_sum_us: u64,
     /// Upstream latency in µs (see `telemetry::new_latency_histogram`).
     pub latency: Histogram<u64>,
+    /// Policy events for this cluster, indexed by [`PolicyEvent::index`].
+    pub policy: [u64; PolicyEvent::COUNT],
 }
 
 impl ClusterMetrics {
@@ -66,6 +68,7 @@ impl ClusterMetrics {
             upstream_pool_reuses: 0,
             latency_sum_us: 0,
             latency: new_latency_histogram(),
+            policy: [0; PolicyEvent::COUNT],
         }
     }
 
@@ -80,6 +83,9 @@ impl ClusterMetrics {
             .upstream_pool_reuses
             .wrapping_add(other.upstream_pool_reuses);
         self.latency_sum_us = self.latency_sum_us.wrapping_add(other.latency_sum_us);
+        for (a, b) in self.policy.iter_mut().zip(other.policy.iter()) {
+            *a = a.wrapping_add(*b);
+        }
         // Both sides have the same fixed bounds, so `add` cannot fail; if it ever did, the
         // latency of this merge is dropped rather than panicking the admin task.
         if self.latency.add(&other.latency).is_err() {
@@ -95,6 +101,8 @@ pub struct MetricsSnapshot {
     clusters: Vec<ClusterMetrics>,
     requests: Vec<[u64; StatusClass::COUNT]>,
     errors: [u64; ErrorKind::COUNT],
+    /// Policy events with no cluster (e.g. rate limiting on a direct route).
+    policy_none: [u64; PolicyEvent::COUNT],
 }
 
 impl MetricsSnapshot {
@@ -114,7 +122,30 @@ impl MetricsSnapshot {
             clusters,
             requests,
             errors,
+            policy_none: [0; PolicyEvent::COUNT],
         }
+    }
+
+    pub(crate) fn set_policy_none(&mut self, counts: [u64; PolicyEvent::COUNT]) {
+        self.policy_none = counts;
+    }
+
+    /// Count of `event` for cluster `cluster` (`None`: events without a cluster); 0 when the
+    /// name is unknown.
+    pub fn policy_count(&self, cluster: Option<&str>, event: PolicyEvent) -> u64 {
+        let counts = match cluster {
+            None => &self.policy_none,
+            Some(name) => match self.clusters.iter().find(|c| c.name == name) {
+                Some(c) => &c.policy,
+                None => return 0,
+            },
+        };
+        counts[event.index()]
+    }
+
+    /// Events without a cluster, indexed by [`PolicyEvent::index`].
+    pub fn policy_none(&self) -> &[u64; PolicyEvent::COUNT] {
+        &self.policy_none
     }
 
     /// Per-listener counters.
@@ -225,6 +256,9 @@ impl MetricsSnapshot {
         }
 
         for (d, s) in self.errors.iter_mut().zip(&other.errors) {
+            *d = d.wrapping_add(*s);
+        }
+        for (d, s) in self.policy_none.iter_mut().zip(&other.policy_none) {
             *d = d.wrapping_add(*s);
         }
     }
