@@ -199,12 +199,16 @@ pub fn merge_unavailable(
     if n == 0 {
         return Availability::Some;
     }
-    let mut down = 0usize;
-    out.extend((0..n).map(|i| {
-        let u = health.get(i).copied().unwrap_or(false) || ejected.get(i).copied().unwrap_or(false);
-        down += usize::from(u);
-        u
-    }));
+    let (long, short) = if health.len() >= ejected.len() {
+        (health, ejected)
+    } else {
+        (ejected, health)
+    };
+    out.extend_from_slice(long);
+    for (o, &s) in out.iter_mut().zip(short) {
+        *o |= s;
+    }
+    let down = out.iter().filter(|&&u| u).count();
     if down < n {
         return Availability::Some;
     }

@@ -277,7 +277,7 @@ fn probe_times_out_on_a_hanging_upstream() {
     assert_eq!(run_check(addr, 150), Err(ProbeError::Timeout));
     let took = t.elapsed();
     assert!(
-        took >= Duration::from_millis(140) && took < Duration::from_millis(550),
+        took >= Duration::from_millis(140) && took < Duration::from_secs(2),
         "{took:?}"
     );
     h.join().unwrap();
