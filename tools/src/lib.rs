@@ -2,9 +2,12 @@
 //!
 //! - [`upstream`]: the test and fault upstream behind the `ringway-upstream` binary
 //!   (integration tests, benchmarks and the README quickstart all run it).
+//! - [`load`]: the load generator behind the `ringway-load` binary (wrk2-like, epoll).
 //!
-//! Everything here is plain `std` (a thread per connection); no async runtime.
+//! Everything here is plain `std` threads (the upstream: a thread per connection; the load
+//! generator: a thread per core with epoll); no async runtime.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod load;
 pub mod upstream;
