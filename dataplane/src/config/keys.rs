@@ -44,12 +44,46 @@ const LIMITS: &[(&str, Shape)] = &[
 const MATCH: &[(&str, Shape)] = &[("host", Leaf), ("path_prefix", Leaf), ("headers", Leaf)];
 const SPLIT: &[(&str, Shape)] = &[("cluster", Leaf), ("weight", Leaf)];
 const DIRECT: &[(&str, Shape)] = &[("status", Leaf), ("body", Leaf)];
+const RETRY: &[(&str, Shape)] = &[
+    ("retry_on", Leaf),
+    ("retriable_status_codes", Leaf),
+    ("attempts", Leaf),
+    ("backoff_base", Leaf),
+    ("backoff_max", Leaf),
+    ("replay_buffer_bytes", Leaf),
+    ("budget_percent", Leaf),
+    ("min_retries_per_second", Leaf),
+    ("budget_window", Leaf),
+];
+const RATE_LIMIT: &[(&str, Shape)] = &[("requests_per_second", Leaf), ("burst", Leaf)];
+const FAULT: &[(&str, Shape)] = &[
+    ("delay", Leaf),
+    ("delay_percent", Leaf),
+    ("abort_status", Leaf),
+    ("abort_percent", Leaf),
+];
+const MIRROR: &[(&str, Shape)] = &[("cluster", Leaf), ("percent", Leaf)];
+const HEADERS: &[(&str, Shape)] = &[
+    ("request_add", Leaf),
+    ("request_set", Leaf),
+    ("request_remove", Leaf),
+    ("response_add", Leaf),
+    ("response_set", Leaf),
+    ("response_remove", Leaf),
+    ("path_prefix_rewrite", Leaf),
+];
 const ROUTE: &[(&str, Shape)] = &[
     ("match", Table(MATCH)),
     ("cluster", Leaf),
     ("split", Tables(SPLIT)),
     ("direct", Table(DIRECT)),
     ("timeout", Leaf),
+    ("per_try_timeout", Leaf),
+    ("retry", Table(RETRY)),
+    ("rate_limit", Table(RATE_LIMIT)),
+    ("fault", Table(FAULT)),
+    ("mirror", Table(MIRROR)),
+    ("headers", Table(HEADERS)),
 ];
 const LISTENER: &[(&str, Shape)] = &[
     ("name", Leaf),
@@ -63,6 +97,26 @@ const POOL: &[(&str, Shape)] = &[
     ("idle_timeout", Leaf),
     ("max_requests_per_connection", Leaf),
 ];
+const CIRCUIT_BREAKER: &[(&str, Shape)] = &[
+    ("max_connections", Leaf),
+    ("max_pending_requests", Leaf),
+    ("max_requests", Leaf),
+];
+const HEALTH_CHECK: &[(&str, Shape)] = &[
+    ("path", Leaf),
+    ("host", Leaf),
+    ("interval", Leaf),
+    ("timeout", Leaf),
+    ("healthy_threshold", Leaf),
+    ("unhealthy_threshold", Leaf),
+];
+const OUTLIER_DETECTION: &[(&str, Shape)] = &[
+    ("consecutive_5xx", Leaf),
+    ("consecutive_gateway_failure", Leaf),
+    ("base_ejection_time", Leaf),
+    ("max_ejection_time", Leaf),
+    ("max_ejection_percent", Leaf),
+];
 const CLUSTER: &[(&str, Shape)] = &[
     ("name", Leaf),
     ("endpoints", Leaf),
@@ -71,6 +125,10 @@ const CLUSTER: &[(&str, Shape)] = &[
     ("pool", Table(POOL)),
     ("hash_key", Leaf),
     ("dns_refresh", Leaf),
+    ("when_all_unhealthy", Leaf),
+    ("circuit_breaker", Table(CIRCUIT_BREAKER)),
+    ("health_check", Table(HEALTH_CHECK)),
+    ("outlier_detection", Table(OUTLIER_DETECTION)),
 ];
 const SCHEMA: &[(&str, Shape)] = &[
     ("runtime", Table(RUNTIME)),
@@ -155,7 +213,21 @@ mod tests {
     #[test]
     fn schema_knows_every_key_of_the_gateway_example() {
         let text = include_str!("../../../examples/gateway.toml");
-        assert!(text.contains("hash_key") && text.contains("recv_buffer_size"));
+        for key in [
+            "hash_key",
+            "recv_buffer_size",
+            "budget_window",
+            "burst",
+            "abort_percent",
+            "[listeners.routes.mirror]",
+            "path_prefix_rewrite",
+            "when_all_unhealthy",
+            "max_pending_requests",
+            "unhealthy_threshold",
+            "max_ejection_percent",
+        ] {
+            assert!(text.contains(key), "{key}");
+        }
         assert_eq!(unknown_keys(text), vec![]);
     }
 

@@ -1,12 +1,14 @@
 //! The serde image of the TOML file, exactly as CONFIG.md writes it (plus the documented
-//! extensions `[runtime.io]`, `hash_key`, `dns_refresh`).
+//! extensions `[runtime.io]`, `hash_key`, `dns_refresh`, and the route policies and cluster
+//! resilience tables of docs/configuration.md).
 //!
 //! Invariants: every table denies unknown keys (serde reports the key and its byte span);
 //! every value the validator may complain about is `Spanned`, so its line can be reported.
 //! Tables that may be implicit (`[runtime.io]` without `[runtime]`, dotted keys) are never
 //! `Spanned`: toml 0.8 cannot deserialize `Spanned<struct>` from an implicit table.
 //! Integers are kept as `i64` and durations as [`DurationValue`] so that range and unit
-//! problems are collected by `validate` (all of them) instead of stopping serde at the first.
+//! problems are collected by `validate` (all of them) instead of stopping serde at the first;
+//! percentages likewise as [`PercentValue`] (an integer or a float, checked by `validate`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,6 +20,7 @@ use toml::Spanned;
 pub type Int = Spanned<i64>;
 pub type Text = Spanned<String>;
 pub type Dur = Spanned<DurationValue>;
+pub type Pct = Spanned<PercentValue>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,6 +87,63 @@ pub struct RawRoute {
     pub split: Option<Spanned<Vec<Spanned<RawSplitEntry>>>>,
     pub direct: Option<RawDirect>,
     pub timeout: Option<Dur>,
+    pub per_try_timeout: Option<Dur>,
+    pub retry: Option<RawRetry>,
+    pub rate_limit: Option<RawRateLimit>,
+    pub fault: Option<RawFault>,
+    pub mirror: Option<RawMirror>,
+    pub headers: Option<RawHeaders>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    pub retry_on: Spanned<Vec<Text>>,
+    pub retriable_status_codes: Option<Spanned<Vec<Int>>>,
+    pub attempts: Option<Int>,
+    pub backoff_base: Option<Dur>,
+    pub backoff_max: Option<Dur>,
+    pub replay_buffer_bytes: Option<Int>,
+    pub budget_percent: Option<Int>,
+    pub min_retries_per_second: Option<Int>,
+    pub budget_window: Option<Dur>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    pub requests_per_second: Int,
+    pub burst: Option<Int>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFault {
+    pub delay: Option<Dur>,
+    pub delay_percent: Option<Pct>,
+    pub abort_status: Option<Int>,
+    pub abort_percent: Option<Pct>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMirror {
+    pub cluster: Text,
+    pub percent: Option<Pct>,
+}
+
+/// `[listeners.routes.headers]`. File order of the maps is not kept (`validate` sorts every
+/// list by lower-case name).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaders {
+    pub request_add: Option<BTreeMap<Text, Text>>,
+    pub request_set: Option<BTreeMap<Text, Text>>,
+    pub request_remove: Option<Vec<Text>>,
+    pub response_add: Option<BTreeMap<Text, Text>>,
+    pub response_set: Option<BTreeMap<Text, Text>>,
+    pub response_remove: Option<Vec<Text>>,
+    pub path_prefix_rewrite: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +178,39 @@ pub struct RawCluster {
     pub pool: Option<RawPool>,
     pub hash_key: Option<Text>,
     pub dns_refresh: Option<Dur>,
+    pub when_all_unhealthy: Option<Text>,
+    pub circuit_breaker: Option<RawCircuitBreaker>,
+    pub health_check: Option<RawHealthCheck>,
+    pub outlier_detection: Option<RawOutlierDetection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCircuitBreaker {
+    pub max_connections: Option<Int>,
+    pub max_pending_requests: Option<Int>,
+    pub max_requests: Option<Int>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthCheck {
+    pub path: Text,
+    pub host: Option<Text>,
+    pub interval: Option<Dur>,
+    pub timeout: Option<Dur>,
+    pub healthy_threshold: Option<Int>,
+    pub unhealthy_threshold: Option<Int>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutlierDetection {
+    pub consecutive_5xx: Option<Int>,
+    pub consecutive_gateway_failure: Option<Int>,
+    pub base_ejection_time: Option<Dur>,
+    pub max_ejection_time: Option<Dur>,
+    pub max_ejection_percent: Option<Int>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,5 +258,41 @@ impl Visitor<'_> for DurationVisitor {
 
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<DurationValue, E> {
         Ok(DurationValue::BareNumber)
+    }
+}
+
+/// A percentage as written: an integer or a float (range and decimals are checked by
+/// `validate`, so every such problem is reported, not only the first).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PercentValue {
+    Int(i64),
+    Float(f64),
+}
+
+impl<'de> Deserialize<'de> for PercentValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(PercentVisitor)
+    }
+}
+
+struct PercentVisitor;
+
+impl Visitor<'_> for PercentVisitor {
+    type Value = PercentValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a percentage: a number from 0 to 100, e.g. 10 or 0.5")
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<PercentValue, E> {
+        Ok(PercentValue::Int(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<PercentValue, E> {
+        Ok(PercentValue::Int(i64::try_from(v).unwrap_or(i64::MAX)))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<PercentValue, E> {
+        Ok(PercentValue::Float(v))
     }
 }

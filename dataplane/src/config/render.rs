@@ -118,6 +118,98 @@ fn write_route(out: &mut String, cfg: &Config, r: &RouteConfig) -> std::fmt::Res
     if let Some(t) = r.timeout {
         writeln!(out, "  timeout = {}", dur(t))?;
     }
+    write_route_policy(out, cfg, &r.policy)
+}
+
+fn write_route_policy(out: &mut String, cfg: &Config, p: &RoutePolicy) -> std::fmt::Result {
+    if let Some(t) = p.per_try_timeout {
+        writeln!(out, "  per_try_timeout = {}", dur(t))?;
+    }
+    if let Some(r) = &p.retry {
+        writeln!(out, "\n    [listeners.routes.retry]")?;
+        let on = r.retry_on;
+        let names: Vec<String> = [
+            (on.connect_failure, "connect-failure"),
+            (on.reset, "reset"),
+            (on.gateway_error, "gateway-error"),
+            (on.server_error, "5xx"),
+            (on.retriable_status_codes, "retriable-status-codes"),
+        ]
+        .iter()
+        .filter(|(set, _)| *set)
+        .map(|(_, name)| quote(name))
+        .collect();
+        writeln!(out, "    retry_on = [{}]", names.join(", "))?;
+        if on.retriable_status_codes {
+            let codes: Vec<String> = r
+                .retriable_status_codes
+                .iter()
+                .map(u16::to_string)
+                .collect();
+            writeln!(out, "    retriable_status_codes = [{}]", codes.join(", "))?;
+        }
+        writeln!(out, "    attempts = {}", r.attempts)?;
+        writeln!(out, "    backoff_base = {}", dur(r.backoff_base))?;
+        writeln!(out, "    backoff_max = {}", dur(r.backoff_max))?;
+        writeln!(out, "    replay_buffer_bytes = {}", r.replay_buffer_bytes)?;
+        writeln!(out, "    budget_percent = {}", r.budget_percent)?;
+        writeln!(
+            out,
+            "    min_retries_per_second = {}",
+            r.min_retries_per_second
+        )?;
+        writeln!(out, "    budget_window = {}", dur(r.budget_window))?;
+    }
+    if let Some(l) = &p.rate_limit {
+        writeln!(out, "\n    [listeners.routes.rate_limit]")?;
+        writeln!(out, "    requests_per_second = {}", l.requests_per_second)?;
+        writeln!(out, "    burst = {}", l.burst)?;
+    }
+    if let Some(f) = &p.fault {
+        writeln!(out, "\n    [listeners.routes.fault]")?;
+        if let Some(d) = f.delay {
+            writeln!(out, "    delay = {}", dur(d))?;
+            writeln!(out, "    delay_percent = {}", percent(f.delay_percent))?;
+        }
+        if let Some(s) = f.abort_status {
+            writeln!(out, "    abort_status = {s}")?;
+            writeln!(out, "    abort_percent = {}", percent(f.abort_percent))?;
+        }
+    }
+    if let Some(m) = &p.mirror {
+        writeln!(out, "\n    [listeners.routes.mirror]")?;
+        writeln!(out, "    cluster = {}", cluster_name(cfg, m.cluster))?;
+        writeln!(out, "    percent = {}", percent(m.percent))?;
+    }
+    if let Some(h) = &p.headers {
+        writeln!(out, "\n    [listeners.routes.headers]")?;
+        for (key, pairs) in [
+            ("request_add", &h.request_add),
+            ("request_set", &h.request_set),
+            ("response_add", &h.response_add),
+            ("response_set", &h.response_set),
+        ] {
+            if !pairs.is_empty() {
+                let fields: Vec<String> = pairs
+                    .iter()
+                    .map(|(n, v)| format!("{} = {}", quote(n), quote(v)))
+                    .collect();
+                writeln!(out, "    {key} = {{ {} }}", fields.join(", "))?;
+            }
+        }
+        for (key, names) in [
+            ("request_remove", &h.request_remove),
+            ("response_remove", &h.response_remove),
+        ] {
+            if !names.is_empty() {
+                let names: Vec<String> = names.iter().map(|n| quote(n)).collect();
+                writeln!(out, "    {key} = [{}]", names.join(", "))?;
+            }
+        }
+        if let Some(p) = &h.path_prefix_rewrite {
+            writeln!(out, "    path_prefix_rewrite = {}", quote(p))?;
+        }
+    }
     Ok(())
 }
 
@@ -149,6 +241,12 @@ fn write_cluster(out: &mut String, c: &ClusterConfig) -> std::fmt::Result {
     }
     writeln!(out, "connect_timeout = {}", dur(c.connect_timeout))?;
     writeln!(out, "dns_refresh = {}", dur(c.dns_refresh))?;
+    let res = &c.resilience;
+    let when = match res.when_all_unhealthy {
+        AllUnhealthy::FailOpen => "fail_open",
+        AllUnhealthy::Reject => "reject",
+    };
+    writeln!(out, "when_all_unhealthy = {}", quote(when))?;
     writeln!(out, "\n  [clusters.pool]")?;
     writeln!(out, "  max_idle = {}", c.pool.max_idle)?;
     writeln!(out, "  idle_timeout = {}", dur(c.pool.idle_timeout))?;
@@ -157,6 +255,39 @@ fn write_cluster(out: &mut String, c: &ClusterConfig) -> std::fmt::Result {
         "  max_requests_per_connection = {}",
         c.pool.max_requests_per_connection
     )?;
+    write_resilience(out, res)
+}
+
+fn write_resilience(out: &mut String, res: &ClusterPolicy) -> std::fmt::Result {
+    if let Some(b) = &res.circuit_breaker {
+        writeln!(out, "\n  [clusters.circuit_breaker]")?;
+        writeln!(out, "  max_connections = {}", b.max_connections)?;
+        writeln!(out, "  max_pending_requests = {}", b.max_pending_requests)?;
+        writeln!(out, "  max_requests = {}", b.max_requests)?;
+    }
+    if let Some(h) = &res.health_check {
+        writeln!(out, "\n  [clusters.health_check]")?;
+        writeln!(out, "  path = {}", quote(&h.path))?;
+        if let Some(host) = &h.host {
+            writeln!(out, "  host = {}", quote(host))?;
+        }
+        writeln!(out, "  interval = {}", dur(h.interval))?;
+        writeln!(out, "  timeout = {}", dur(h.timeout))?;
+        writeln!(out, "  healthy_threshold = {}", h.healthy_threshold)?;
+        writeln!(out, "  unhealthy_threshold = {}", h.unhealthy_threshold)?;
+    }
+    if let Some(o) = &res.outlier_detection {
+        writeln!(out, "\n  [clusters.outlier_detection]")?;
+        writeln!(out, "  consecutive_5xx = {}", o.consecutive_5xx)?;
+        writeln!(
+            out,
+            "  consecutive_gateway_failure = {}",
+            o.consecutive_gateway_failure
+        )?;
+        writeln!(out, "  base_ejection_time = {}", dur(o.base_ejection_time))?;
+        writeln!(out, "  max_ejection_time = {}", dur(o.max_ejection_time))?;
+        writeln!(out, "  max_ejection_percent = {}", o.max_ejection_percent)?;
+    }
     Ok(())
 }
 
@@ -166,6 +297,17 @@ fn cluster_name(cfg: &Config, id: ClusterId) -> String {
         .and_then(|i| cfg.clusters.get(i))
         .map_or("", |c| c.name.as_str());
     quote(name)
+}
+
+/// A percentage from parts per million: an integer when whole, else up to 4 decimals.
+fn percent(p: Percent) -> String {
+    let whole = p.0 / 10_000;
+    let frac = p.0 % 10_000;
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let digits = format!("{frac:04}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
 }
 
 fn dur(d: std::time::Duration) -> String {

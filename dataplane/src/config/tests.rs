@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use super::*;
 
+mod policy;
+mod resilience;
 mod rules;
 
 /// The example of CONFIG.md, plus the two clusters it references but does not define.
@@ -352,7 +354,7 @@ fn durations_render_in_the_largest_exact_unit() {
 }
 
 #[track_caller]
-fn assert_round_trip(text: &str) {
+pub(super) fn assert_round_trip(text: &str) {
     let cfg = parse(text).unwrap_or_else(|e| panic!("{e}"));
     let rendered = cfg.render_toml();
     let again = parse(&rendered).unwrap_or_else(|e| panic!("{e}\n{rendered}"));

@@ -5,6 +5,8 @@
 //! error (positioned at the offending value's line) into one list, and a `Config` is built
 //! only when that list is empty. Placeholder values returned after an error never escape.
 
+mod policy;
+mod resilience;
 mod route;
 
 use std::collections::HashMap;
@@ -155,6 +157,57 @@ impl Checker<'_> {
             return default;
         }
         d
+    }
+
+    /// Like [`Self::duration`], but `None` when absent or invalid (for cross-key checks that
+    /// must not fire on a value already reported).
+    fn duration_opt(
+        &mut self,
+        value: &Option<Dur>,
+        path: &str,
+        key: &str,
+        min: Min,
+        max: Duration,
+    ) -> Option<Duration> {
+        value.as_ref()?;
+        let before = self.errors.len();
+        let d = self.duration(value, path, key, min, max, Duration::ZERO);
+        (self.errors.len() == before).then_some(d)
+    }
+
+    /// An optional percentage 0..=100 with at most 4 decimals (an integer or a float), as
+    /// parts per million; `default` when absent (or invalid).
+    fn percent(&mut self, value: &Option<Pct>, path: &str, key: &str, default: Percent) -> Percent {
+        let Some(v) = value else { return default };
+        let path = format!("{path}.{key}");
+        let result = match *v.get_ref() {
+            PercentValue::Int(n) => match u32::try_from(n) {
+                Ok(n) if n <= 100 => Ok(Percent(n * 10_000)),
+                _ => Err(format!("must be between 0 and 100, got {n}")),
+            },
+            PercentValue::Float(f) if !(0.0..=100.0).contains(&f) => {
+                Err(format!("must be between 0 and 100, got {f}"))
+            }
+            PercentValue::Float(f) => {
+                let ppm = f * 10_000.0;
+                let rounded = ppm.round();
+                if (ppm - rounded).abs() > 1e-6 {
+                    Err(format!(
+                        "{f} has more than 4 decimals; the finest step is 0.0001 (one in a million)"
+                    ))
+                } else {
+                    // In range: 0.0 <= rounded <= 1e6 was checked above.
+                    Ok(Percent(rounded as u32))
+                }
+            }
+        };
+        match result {
+            Ok(p) => p,
+            Err(msg) => {
+                self.error(v.span(), &path, msg);
+                default
+            }
+        }
     }
 
     /// A listener or cluster name: 1..=64 of `A-Z a-z 0-9 _ - .`.
@@ -575,6 +628,6 @@ fn cluster(c: &mut Checker, raw: &RawCluster, path: &str) -> ClusterConfig {
             MAX_DURATION,
             DEFAULT_DNS_REFRESH,
         ),
-        resilience: Default::default(),
+        resilience: resilience::cluster_policy(c, raw, path),
     }
 }

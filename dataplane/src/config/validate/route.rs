@@ -1,5 +1,6 @@
 //! Validation of `[[listeners.routes]]`: the `match` fields (host, path prefix, headers) and
-//! the action (exactly one of `cluster`, `split`, `direct`).
+//! the action (exactly one of `cluster`, `split`, `direct`); the policy tables are checked by
+//! `policy`.
 //!
 //! Invariant of the output: hosts and header names are lower-case, header matches are sorted
 //! by name with no duplicates, split weights sum to more than zero and fit in a `u32`.
@@ -11,6 +12,7 @@ use toml::Spanned;
 use super::super::address::is_dns_name;
 use super::super::model::*;
 use super::super::raw::*;
+use super::policy::{self, RouteFacts};
 use super::{Checker, ClusterNames, Min, MAX_DURATION};
 
 pub const MAX_DIRECT_BODY_BYTES: usize = 64 * 1024;
@@ -62,9 +64,11 @@ pub(super) fn route(
         )
     });
     let action = if let Some(name) = &r.cluster {
-        RouteAction::Cluster(names.resolve(c, name, &format!("{path}.cluster"))?)
+        names
+            .resolve(c, name, &format!("{path}.cluster"))
+            .map(RouteAction::Cluster)
     } else if let Some(split) = &r.split {
-        split_action(c, split, &format!("{path}.split"), names)?
+        split_action(c, split, &format!("{path}.split"), names)
     } else if let Some(direct) = &r.direct {
         if let Some(t) = &r.timeout {
             c.error(
@@ -73,15 +77,29 @@ pub(super) fn route(
                 "a direct route has no upstream exchange to time out",
             );
         }
-        direct_action(c, direct, &format!("{path}.direct"))?
+        direct_action(c, direct, &format!("{path}.direct"))
     } else {
-        return None;
+        None
     };
+    let clusters: Vec<ClusterId> = match &action {
+        Some(RouteAction::Cluster(id)) => vec![*id],
+        Some(RouteAction::Split(ws)) => ws.iter().map(|w| w.cluster).collect(),
+        _ => Vec::new(),
+    };
+    let facts = RouteFacts {
+        span: raw.span(),
+        path,
+        direct: r.direct.is_some(),
+        clusters: &clusters,
+        has_path_prefix: matcher.path_prefix.is_some(),
+        timeout,
+    };
+    let policy = policy::route_policy(c, r, &facts, names);
     Some(RouteConfig {
         matcher,
-        action,
+        action: action?,
         timeout,
-        policy: Default::default(),
+        policy,
     })
 }
 
