@@ -32,8 +32,7 @@ fn retries_a_5xx_on_another_endpoint() {
     let bad = Upstream::start(&["--fault", "error-rate=100", "--name", "bad"]);
     let good = Upstream::start(&["--name", "good"]);
     let mut spec = Spec::new(1, &[]);
-    let listener = format!(
-        r#"
+    let listener = r#"
   [[listeners.routes]]
   cluster = "pair"
     [listeners.routes.retry]
@@ -41,14 +40,13 @@ fn retries_a_5xx_on_another_endpoint() {
     attempts = 2
     backoff_base = "1ms"
     backoff_max = "2ms"
-"#
-    );
+"#;
     let extra = format!(
         "[[clusters]]\nname = \"pair\"\nendpoints = [\"{}\", \"{}\"]\n",
         bad.addr(),
         good.addr()
     );
-    spec.listener_extra = &listener;
+    spec.listener_extra = listener;
     spec.extra = &extra;
     let rig = Rig::start(&spec);
     let mut c = rig.client();
@@ -57,8 +55,16 @@ fn retries_a_5xx_on_another_endpoint() {
         assert_eq!(r.status, 200, "request {i}");
         assert_eq!(r.header("x-upstream"), Some("good"));
     }
-    assert!(bad.stats().requests >= 4, "round robin sent tries to the bad endpoint");
-    assert!(metric(&rig, "ringway_policy_events_total{cluster=\"pair\",event=\"retry\"}") >= 4);
+    assert!(
+        bad.stats().requests >= 4,
+        "round robin sent tries to the bad endpoint"
+    );
+    assert!(
+        metric(
+            &rig,
+            "ringway_policy_events_total{cluster=\"pair\",event=\"retry\"}"
+        ) >= 4
+    );
 }
 
 #[test]
@@ -90,11 +96,20 @@ fn retries_a_connect_failure_and_gives_up_after_attempts() {
     let rig = Rig::start(&spec);
     let mut c = rig.client();
     for i in 0..6 {
-        assert_eq!(get(&mut c, &format!("/mixed/{i}")).status, 200, "request {i}");
+        assert_eq!(
+            get(&mut c, &format!("/mixed/{i}")).status,
+            200,
+            "request {i}"
+        );
     }
     let mut c = rig.client();
     assert_eq!(get(&mut c, "/x").status, 502);
-    assert!(metric(&rig, "ringway_policy_events_total{cluster=\"dead\",event=\"retry\"}") >= 2);
+    assert!(
+        metric(
+            &rig,
+            "ringway_policy_events_total{cluster=\"dead\",event=\"retry\"}"
+        ) >= 2
+    );
 }
 
 #[test]
@@ -125,7 +140,11 @@ fn per_try_timeout_moves_a_hung_try_to_another_endpoint() {
         let t = Instant::now();
         let r = get(&mut c, &format!("/t{i}"));
         assert_eq!(r.status, 200, "request {i}");
-        assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            t.elapsed()
+        );
     }
 }
 
@@ -141,7 +160,10 @@ fn a_body_too_large_to_replay_is_not_retried() {
     attempts = 3
     replay_buffer_bytes = 1024
 "#;
-    let extra = format!("[[clusters]]\nname = \"one\"\nendpoints = [\"{}\"]\n", bad.addr());
+    let extra = format!(
+        "[[clusters]]\nname = \"one\"\nendpoints = [\"{}\"]\n",
+        bad.addr()
+    );
     spec.listener_extra = listener;
     spec.extra = &extra;
     let rig = Rig::start(&spec);
@@ -173,7 +195,10 @@ fn the_retry_budget_caps_retries_during_an_outage() {
     min_retries_per_second = 1
     budget_window = "10s"
 "#;
-    let extra = format!("[[clusters]]\nname = \"one\"\nendpoints = [\"{}\"]\n", bad.addr());
+    let extra = format!(
+        "[[clusters]]\nname = \"one\"\nendpoints = [\"{}\"]\n",
+        bad.addr()
+    );
     spec.listener_extra = listener;
     spec.extra = &extra;
     let rig = Rig::start(&spec);
@@ -186,7 +211,10 @@ fn the_retry_budget_caps_retries_during_an_outage() {
     assert!(tries <= 125, "{tries} tries for 100 requests");
     assert!(tries > 100, "some retries were allowed");
     assert!(
-        metric(&rig, "ringway_policy_events_total{cluster=\"one\",event=\"retry_budget_exhausted\"}") > 0
+        metric(
+            &rig,
+            "ringway_policy_events_total{cluster=\"one\",event=\"retry_budget_exhausted\"}"
+        ) > 0
     );
 }
 
@@ -208,7 +236,10 @@ fn circuit_breaker_rejects_over_max_requests_with_a_header() {
     assert_eq!(r.header("x-ringway-overloaded"), Some("max_requests"));
     assert_eq!(first.join().unwrap(), 200);
     assert!(
-        metric(&rig, "ringway_policy_events_total{cluster=\"web\",event=\"breaker_max_requests\"}") >= 1
+        metric(
+            &rig,
+            "ringway_policy_events_total{cluster=\"web\",event=\"breaker_max_requests\"}"
+        ) >= 1
     );
 }
 
@@ -285,7 +316,9 @@ fn capture_shadow() -> (SocketAddr, mpsc::Receiver<String>) {
                     Ok(n) => buf.extend_from_slice(&tmp[..n]),
                 }
             }
-            let _ = s.write_all(b"HTTP/1.1 500 Shadow\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = s.write_all(
+                b"HTTP/1.1 500 Shadow\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
             if tx.send(String::from_utf8_lossy(&buf).into_owned()).is_err() {
                 return;
             }
@@ -322,7 +355,11 @@ fn mirrors_requests_to_a_shadow_without_affecting_the_primary() {
         }
     }
     assert_eq!(seen.len(), 5, "every request mirrored");
-    assert!(seen[0].contains("host: api.example.com-shadow:8080"), "{}", seen[0]);
+    assert!(
+        seen[0].contains("host: api.example.com-shadow:8080"),
+        "{}",
+        seen[0]
+    );
     assert_eq!(up.stats().requests, 5);
 }
 
@@ -344,9 +381,7 @@ fn manipulates_request_and_response_headers_and_rewrites_the_path() {
 "#;
     let rig = Rig::start(&spec);
     let mut c = rig.client();
-    c.send_raw(
-        b"GET /api/headers HTTP/1.1\r\nHost: h\r\nX-Secret: s\r\nX-Replaced: old\r\n\r\n",
-    );
+    c.send_raw(b"GET /api/headers HTTP/1.1\r\nHost: h\r\nX-Secret: s\r\nX-Replaced: old\r\n\r\n");
     let r = c.read_response().unwrap();
     assert_eq!(r.status, 200);
     let seen = r.text();
@@ -378,10 +413,16 @@ fn outlier_detection_ejects_a_failing_endpoint() {
         get(&mut c, "/");
     }
     let bad_seen = bad.stats().requests;
-    assert!(bad_seen <= 4, "the failing endpoint kept getting traffic: {bad_seen}");
+    assert!(
+        bad_seen <= 4,
+        "the failing endpoint kept getting traffic: {bad_seen}"
+    );
     assert!(good.stats().requests >= 36);
     assert!(
-        metric(&rig, "ringway_policy_events_total{cluster=\"pair\",event=\"outlier_ejection\"}") >= 1
+        metric(
+            &rig,
+            "ringway_policy_events_total{cluster=\"pair\",event=\"outlier_ejection\"}"
+        ) >= 1
     );
 }
 
@@ -417,6 +458,9 @@ fn health_checks_take_an_unhealthy_endpoint_out_and_reject_when_all_are_down() {
     let mut c = rig.client();
     assert_eq!(get(&mut c, "/down/x").status, 503);
     assert!(
-        metric(&rig, "ringway_policy_events_total{cluster=\"pair\",event=\"endpoint_unhealthy\"}") >= 1
+        metric(
+            &rig,
+            "ringway_policy_events_total{cluster=\"pair\",event=\"endpoint_unhealthy\"}"
+        ) >= 1
     );
 }

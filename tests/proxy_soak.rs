@@ -99,7 +99,11 @@ fn flapping_upstream_loses_no_request_and_memory_stays_flat() {
                     };
                     assert_eq!(r.status, 200, "client {id} request {n}: {}", r.text());
                     let first = r.text().lines().next().unwrap_or_default().to_owned();
-                    assert_eq!(first, format!("GET {path} HTTP/1.1"), "answered by another request");
+                    assert_eq!(
+                        first,
+                        format!("GET {path} HTTP/1.1"),
+                        "answered by another request"
+                    );
                     ok += 1;
                     n += 1;
                     if r.header("connection") == Some("close") {
@@ -110,6 +114,9 @@ fn flapping_upstream_loses_no_request_and_memory_stays_flat() {
             })
         })
         .collect();
+    // Receive-buffer pages and pools warm up in the first half; the second half must be flat.
+    std::thread::sleep(RUN / 2);
+    let rss_mid = rss_kib(pid);
     let mut total = 0;
     for t in clients {
         let (ok, n) = t.join().expect("client thread");
@@ -120,12 +127,16 @@ fn flapping_upstream_loses_no_request_and_memory_stays_flat() {
     let flips = flapper.join().unwrap();
     let rss_end = rss_kib(pid);
     eprintln!(
-        "soak: {total} requests, {flips} flips, RSS {rss_start} KiB -> {rss_end} KiB"
+        "soak: {total} requests, {flips} flips, RSS {rss_start} KiB -> {rss_mid} KiB (half-way) -> {rss_end} KiB"
     );
     assert!(total > 500, "too little load to mean anything: {total}");
     assert!(flips >= 20);
     assert!(
         rss_end < rss_start + 16 * 1024,
         "memory grew from {rss_start} KiB to {rss_end} KiB"
+    );
+    assert!(
+        rss_end < rss_mid + 4 * 1024,
+        "memory kept growing in the second half: {rss_mid} KiB -> {rss_end} KiB"
     );
 }

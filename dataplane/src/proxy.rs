@@ -182,7 +182,19 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) {
             Target::Direct(status, body) => {
                 w.metrics.request_done(listener, None, status, None);
                 let close = has_body || !ds.head.keep_alive || draining;
-                respond(ds, status, &body, close).await;
+                // A direct route's `response_set` / `response_add` apply to its answer.
+                let hp = ctx.policy.and_then(|p| p.headers.as_ref());
+                match hp {
+                    Some(hp) if !hp.response_set.is_empty() || !hp.response_add.is_empty() => {
+                        let extra = hp
+                            .response_set
+                            .iter()
+                            .chain(hp.response_add.iter())
+                            .map(|(n, v)| (n.as_str(), v.as_str()));
+                        respond_with(ds, status, extra, &body, close).await;
+                    }
+                    _ => respond(ds, status, &body, close).await,
+                }
                 if close {
                     return;
                 }
@@ -219,7 +231,10 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) {
                             .request_done(listener, Some(cluster), status, None);
                         if !started.get() && status != 0 {
                             match f.header() {
-                                Some(h) => respond_with(ds, status, &[h], f.body(), true).await,
+                                Some(h) => {
+                                    respond_with(ds, status, std::iter::once(h), f.body(), true)
+                                        .await
+                                }
                                 None => respond(ds, status, f.body(), true).await,
                             }
                         }
@@ -266,7 +281,7 @@ async fn route_phases(
             respond_with(
                 ds,
                 429,
-                &[("retry-after", retry_after)],
+                std::iter::once(("retry-after", retry_after)),
                 b"rate limited\n",
                 close,
             )
@@ -432,14 +447,14 @@ async fn read_head(
 
 /// Sends a response the proxy produces itself.
 pub(crate) async fn respond(ds: &mut Downstream, status: u16, body: &[u8], close: bool) {
-    respond_with(ds, status, &[], body, close).await
+    respond_with(ds, status, std::iter::empty(), body, close).await
 }
 
 /// [`respond`] with extra header lines.
-pub(crate) async fn respond_with(
+pub(crate) async fn respond_with<'a>(
     ds: &mut Downstream,
     status: u16,
-    headers: &[(&str, &str)],
+    headers: impl Iterator<Item = (&'a str, &'a str)>,
     body: &[u8],
     close: bool,
 ) {

@@ -155,15 +155,15 @@ pub fn write_segments(segs: &[Segment], orig: &[u8], added: &[u8], out: &mut Vec
 /// `server: ringway`, `content-type: text/plain`, `content-length`, `connection: close` if
 /// `close`, then `body`. For a response to HEAD pass an empty body.
 pub fn write_simple_response(status: u16, body: &[u8], close: bool, out: &mut Vec<u8>) {
-    write_simple_response_with(status, &[], body, close, out)
+    write_simple_response_with(status, std::iter::empty(), body, close, out)
 }
 
 /// [`write_simple_response`] with extra header lines (e.g. `retry-after`), written after
 /// `content-length`. Names and values must be valid field tokens / visible ASCII (they come
 /// from the proxy itself, never from a client).
-pub fn write_simple_response_with(
+pub fn write_simple_response_with<'a>(
     status: u16,
-    headers: &[(&str, &str)],
+    headers: impl Iterator<Item = (&'a str, &'a str)>,
     body: &[u8],
     close: bool,
     out: &mut Vec<u8>,
