@@ -124,8 +124,11 @@ fn run_gets(addr: SocketAddr, conns: &mut [TcpStream], rounds: usize) {
     }
 }
 
-#[test]
-fn keep_alive_gets_do_not_allocate_on_the_worker_after_warm_up() {
+/// Runs the measurement for a config with `routes` after the listener and `cluster_extra`
+/// after the cluster; returns (allocations by the proxy, allocations by the executor).
+fn measure(routes: &str, cluster_extra: &str) -> (u64, u64) {
+    ALLOCS.store(0, Ordering::Relaxed);
+    EXECUTOR_ALLOCS.store(0, Ordering::Relaxed);
     let upstream = support::Upstream::start(&["--body-size", "64"]);
     let port = support::free_port();
     let toml = format!(
@@ -140,9 +143,11 @@ recv_buffer_size = 16384
 name = "edge"
 bind = "127.0.0.1:{port}"
 cluster = "up"
+{routes}
 [[clusters]]
 name = "up"
 endpoints = ["{}"]
+{cluster_extra}
 "#,
         upstream.addr()
     );
@@ -238,5 +243,47 @@ endpoints = ["{}"]
             eprintln!("allocation on the request path: {s}");
         }
     }
-    assert_eq!(allocs, 0, "the steady-state request path allocated");
+    (allocs, executor)
+}
+
+/// One test runs both measurements in turn: the counters are process-wide.
+#[test]
+fn keep_alive_gets_do_not_allocate_on_the_worker_after_warm_up() {
+    let (plain, _) = measure("", "");
+    assert_eq!(
+        plain, 0,
+        "the steady-state request path allocated (no policies)"
+    );
+    // Every per-request policy configured (none of them refusing these requests).
+    let routes = r#"
+[[listeners.routes]]
+match = { path_prefix = "/" }
+cluster = "up"
+timeout = "5s"
+per_try_timeout = "2s"
+  [listeners.routes.retry]
+  retry_on = ["connect-failure", "reset", "gateway-error"]
+  attempts = 2
+  [listeners.routes.rate_limit]
+  requests_per_second = 10000000
+  [listeners.routes.fault]
+  delay = "1ms"
+  delay_percent = 0.0001
+  [listeners.routes.headers]
+  request_add = { "x-added" = "1" }
+  request_remove = ["user-agent"]
+  response_set = { "x-served-by" = "ringway" }
+"#;
+    let cluster = r#"
+when_all_unhealthy = "fail_open"
+  [clusters.circuit_breaker]
+  max_requests = 100000
+  [clusters.outlier_detection]
+  consecutive_5xx = 5
+"#;
+    let (policies, _) = measure(routes, cluster);
+    assert_eq!(
+        policies, 0,
+        "the steady-state request path allocated (policies configured)"
+    );
 }
