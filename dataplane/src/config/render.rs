@@ -183,27 +183,28 @@ fn write_route_policy(out: &mut String, cfg: &Config, p: &RoutePolicy) -> std::f
     }
     if let Some(h) = &p.headers {
         writeln!(out, "\n    [listeners.routes.headers]")?;
-        for (key, pairs) in [
-            ("request_add", &h.request_add),
-            ("request_set", &h.request_set),
-            ("response_add", &h.response_add),
-            ("response_set", &h.response_set),
-        ] {
-            if !pairs.is_empty() {
-                let fields: Vec<String> = pairs
-                    .iter()
-                    .map(|(n, v)| format!("{} = {}", quote(n), quote(v)))
-                    .collect();
-                writeln!(out, "    {key} = {{ {} }}", fields.join(", "))?;
+        let sides = [
+            ("request", &h.request_add, &h.request_set, &h.request_remove),
+            (
+                "response",
+                &h.response_add,
+                &h.response_set,
+                &h.response_remove,
+            ),
+        ];
+        for (side, add, set, remove) in sides {
+            for (op, pairs) in [("add", add), ("set", set)] {
+                if !pairs.is_empty() {
+                    let fields: Vec<String> = pairs
+                        .iter()
+                        .map(|(n, v)| format!("{} = {}", quote(n), quote(v)))
+                        .collect();
+                    writeln!(out, "    {side}_{op} = {{ {} }}", fields.join(", "))?;
+                }
             }
-        }
-        for (key, names) in [
-            ("request_remove", &h.request_remove),
-            ("response_remove", &h.response_remove),
-        ] {
-            if !names.is_empty() {
-                let names: Vec<String> = names.iter().map(|n| quote(n)).collect();
-                writeln!(out, "    {key} = [{}]", names.join(", "))?;
+            if !remove.is_empty() {
+                let names: Vec<String> = remove.iter().map(|n| quote(n)).collect();
+                writeln!(out, "    {side}_remove = [{}]", names.join(", "))?;
             }
         }
         if let Some(p) = &h.path_prefix_rewrite {

@@ -471,13 +471,14 @@ fn fuzz_logic_survives_garbage_and_valid_input() {
     fuzz_logic::config(b"workers = 1e400");
     fuzz_logic::config(CONFIG_MD_EXAMPLE.as_bytes());
     fuzz_logic::config(MINIMAL.as_bytes());
+    fuzz_logic::config(policy::FULL.as_bytes());
 }
 
 #[test]
 fn mutated_examples_never_panic_and_round_trip() {
     // A tiny deterministic mutation fuzzer (xorshift), so `cargo test` covers the fuzz
     // target's invariant without cargo-fuzz.
-    let seeds = [CONFIG_MD_EXAMPLE, MINIMAL];
+    let seeds = [CONFIG_MD_EXAMPLE, MINIMAL, policy::FULL];
     let alphabet: &[u8] = b"[]{}=\",.:*/-_ 0123456789\nabcdehklmnoprstuwxyz#'\\\tAZ\xc3\xa9";
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next = move || {
@@ -486,7 +487,7 @@ fn mutated_examples_never_panic_and_round_trip() {
         state ^= state << 17;
         state
     };
-    for round in 0..3000 {
+    for round in 0..4500 {
         let mut bytes = seeds[round % seeds.len()].as_bytes().to_vec();
         for _ in 0..1 + next() % 4 {
             let at = (next() as usize) % (bytes.len() + 1);

@@ -40,7 +40,7 @@ pub(super) fn parse_ok(text: &str) -> Config {
 }
 
 /// Every policy key, set away from its default.
-const FULL: &str = r#"[[listeners]]
+pub(super) const FULL: &str = r#"[[listeners]]
 name = "l"
 bind = "127.0.0.1:8080"
 
