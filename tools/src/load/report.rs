@@ -161,6 +161,16 @@ impl Report {
         if s.reconnects > 0 {
             let _ = writeln!(o, "  Reconnects (server closed): {}", s.reconnects);
         }
+        if plan.rate.is_some() && !s.send_lag.is_empty() {
+            let l = &s.send_lag;
+            let _ = writeln!(
+                o,
+                "  Send lag behind schedule: p50 {}, p99 {}, max {}",
+                human_us(l.value_at_percentile(50.0) as f64),
+                human_us(l.value_at_percentile(99.0) as f64),
+                human_us(l.max() as f64)
+            );
+        }
         if s.unsent > 0 {
             let _ = writeln!(o, "  Unsent (behind schedule at the end): {}", s.unsent);
         }
@@ -205,6 +215,11 @@ impl Report {
             "errors": {
                 "connect": e.connect, "read": e.read, "write": e.write,
                 "timeout": e.timeout, "parse": e.parse, "total": e.total(),
+            },
+            "send_lag_us": {
+                "p50": s.send_lag.value_at_percentile(50.0),
+                "p99": s.send_lag.value_at_percentile(99.0),
+                "max": s.send_lag.max(),
             },
             "reconnects": s.reconnects,
             "unsent": s.unsent,

@@ -41,6 +41,9 @@ impl SocketErrors {
 pub struct Stats {
     /// Latency of every measured response, µs.
     pub latency: Histogram<u64>,
+    /// Open loop only: how late each request left against its intended time, µs (the
+    /// generator's own lag: timer wake-ups, a full pipeline, a slow connect).
+    pub send_lag: Histogram<u64>,
     /// Responses completed (any status).
     pub responses: u64,
     /// Response counts by status class: index 1..=5 for 1xx..5xx, 0 for anything else.
@@ -68,6 +71,7 @@ impl Stats {
     pub fn new() -> Self {
         Stats {
             latency: new_histogram(),
+            send_lag: new_histogram(),
             responses: 0,
             status_classes: [0; 6],
             bytes_read: 0,
@@ -98,6 +102,7 @@ impl Stats {
     pub fn merge(&mut self, o: &Stats) {
         // Same bounds on both sides: addition cannot fail.
         let _ = self.latency.add(&o.latency);
+        let _ = self.send_lag.add(&o.send_lag);
         self.responses += o.responses;
         for (a, b) in self.status_classes.iter_mut().zip(o.status_classes) {
             *a += b;

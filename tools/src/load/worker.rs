@@ -185,6 +185,7 @@ impl<'a> Worker<'a> {
         }
         let scan_every = (self.plan.timeout.as_nanos() as u64 / 20).clamp(1_000_000, 100_000_000);
         let mut next_scan = now + scan_every;
+        let spin_ns = u64::try_from(self.plan.spin.as_nanos()).unwrap_or(u64::MAX);
         let mut events = Vec::with_capacity(EVENTS_PER_WAIT);
         loop {
             let now = self.time.now();
@@ -202,8 +203,10 @@ impl<'a> Worker<'a> {
             if let Some(Reverse((at, _))) = self.timers.peek() {
                 wake = wake.min(*at);
             }
-            self.poller
-                .wait(Duration::from_nanos(wake.saturating_sub(now)), &mut events)?;
+            // With --spin, sleep only until `spin` before the wake time, then poll without
+            // blocking: the send leaves on time instead of after a timer wake-up.
+            let sleep = wake.saturating_sub(now).saturating_sub(spin_ns);
+            self.poller.wait(Duration::from_nanos(sleep), &mut events)?;
             for ev in &events {
                 self.on_event(*ev);
             }
@@ -366,6 +369,7 @@ impl<'a> Worker<'a> {
     /// Sends whatever the mode allows now; connects a Down connection when its backoff ended.
     fn pump(&mut self, idx: usize, now: u64) {
         let deadline = self.time.deadline_ns;
+        let measuring = now >= self.time.measure_ns;
         let pipeline = self.plan.pipeline;
         let Some(c) = self.conns.get_mut(idx) else {
             return;
@@ -404,6 +408,11 @@ impl<'a> Worker<'a> {
                         break;
                     };
                     c.inflight.push_back(Flight { origin, sent: now });
+                    if measuring {
+                        self.stats
+                            .send_lag
+                            .saturating_record(now.saturating_sub(origin) / 1000);
+                    }
                     n += 1;
                 }
                 // Capacity left means everything due was taken: the next due time is in
