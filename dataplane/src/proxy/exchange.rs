@@ -40,7 +40,7 @@ use crate::runtime::worker::{ClusterView, View, Worker};
 use crate::telemetry::{ErrorKind, PolicyEvent};
 use crate::uring::{self, send_all, timeout, Conn, IoVecs, RecvBuf};
 
-use super::inbuf::{HeadOut, InBuf, Window};
+use super::inbuf::{Chain, HeadOut, InBuf, Window};
 use super::{Downstream, HeadView};
 
 /// Limits applied to upstream response heads.
@@ -751,41 +751,82 @@ async fn try_once(
         return Ok((false, status));
     }
 
-    // Rest of the response body, streamed.
+    // Rest of the response body, streamed. Bytes already buffered go first; after that,
+    // every receive buffer that is already queued joins one vectored send.
+    let mut stray = false;
     while !done {
-        if up.inb.is_empty() {
-            match recv_into(&w.driver, &mut up.conn, idle).await {
-                Ok(Some(b)) => up.inb.push(b),
-                Ok(None) if framing == ResponseFraming::CloseDelimited => break,
-                _ => return Err(fatal(Failure::AfterResponseStarted)),
-            }
+        if !up.inb.is_empty() {
+            let take = match framing {
+                ResponseFraming::Length(_) => {
+                    let t = (rremaining.min(up.inb.len() as u64)) as usize;
+                    rremaining -= t as u64;
+                    done = rremaining == 0;
+                    t
+                }
+                ResponseFraming::Chunked => {
+                    let t = rdec
+                        .feed(up.inb.bytes())
+                        .map_err(|_| fatal(Failure::AfterResponseStarted))?;
+                    done = rdec.is_done();
+                    t
+                }
+                _ => up.inb.len(),
+            };
+            let win = Window {
+                inb: std::mem::take(&mut up.inb),
+                len: take,
+            };
+            let win = send_timed(&w.driver, ds.conn.fd(), idle, win)
+                .await
+                .or_fail(Failure::Downstream, Failure::Downstream)
+                .map_err(fatal)?;
+            up.inb = win.inb;
+            up.inb.consume(take);
+            continue;
         }
-        let take = match framing {
-            ResponseFraming::Length(_) => {
-                let t = (rremaining.min(up.inb.len() as u64)) as usize;
-                rremaining -= t as u64;
-                done = rremaining == 0;
-                t
+        let mut chain = Chain::default();
+        let mut eof = false;
+        let mut next = recv_into(&w.driver, &mut up.conn, idle).await;
+        loop {
+            let b = match next {
+                Ok(Some(b)) => b,
+                Ok(None) if framing == ResponseFraming::CloseDelimited => {
+                    eof = true;
+                    break;
+                }
+                _ => return Err(fatal(Failure::AfterResponseStarted)),
+            };
+            let take = match framing {
+                ResponseFraming::Length(_) => {
+                    let t = (rremaining.min(b.len() as u64)) as usize;
+                    rremaining -= t as u64;
+                    done = rremaining == 0;
+                    t
+                }
+                ResponseFraming::Chunked => {
+                    let t = rdec
+                        .feed(b.bytes())
+                        .map_err(|_| fatal(Failure::AfterResponseStarted))?;
+                    done = rdec.is_done();
+                    t
+                }
+                _ => b.len(),
+            };
+            // Bytes past the end of the response: the connection is not reusable.
+            stray |= take < b.len();
+            chain.push(b, take);
+            if done || chain.is_full() || !up.conn.has_pending() {
+                break;
             }
-            ResponseFraming::Chunked => {
-                let t = rdec
-                    .feed(up.inb.bytes())
-                    .map_err(|_| fatal(Failure::AfterResponseStarted))?;
-                done = rdec.is_done();
-                t
-            }
-            _ => up.inb.len(),
-        };
-        let win = Window {
-            inb: std::mem::take(&mut up.inb),
-            len: take,
-        };
-        let win = send_timed(&w.driver, ds.conn.fd(), idle, win)
+            next = recv_into(&w.driver, &mut up.conn, idle).await;
+        }
+        send_timed(&w.driver, ds.conn.fd(), idle, chain)
             .await
             .or_fail(Failure::Downstream, Failure::Downstream)
             .map_err(fatal)?;
-        up.inb = win.inb;
-        up.inb.consume(take);
+        if eof {
+            break;
+        }
     }
     w.metrics
         .request_done(listener, Some(cluster), status, Some(latency));
@@ -794,6 +835,7 @@ async fn try_once(
     up.uses += 1;
     let max_uses = ccfg.pool.max_requests_per_connection;
     if keep_alive
+        && !stray
         && framing != ResponseFraming::CloseDelimited
         && up.inb.is_empty()
         && (max_uses == 0 || up.uses < max_uses)

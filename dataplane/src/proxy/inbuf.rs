@@ -157,3 +157,58 @@ unsafe impl IoVecs for Window {
         self.len.min(self.inb.len())
     }
 }
+
+/// Receive buffers relayed together: the first `lens[i]` bytes of each go out in one
+/// `sendmsg` (a large body costs one send per batch, not one per 16 KiB buffer).
+pub struct Chain {
+    bufs: [Option<RecvBuf>; CHAIN_MAX],
+    lens: [usize; CHAIN_MAX],
+    n: usize,
+}
+
+/// Most buffers relayed by one send.
+pub const CHAIN_MAX: usize = 16;
+
+impl Default for Chain {
+    fn default() -> Self {
+        Chain {
+            bufs: Default::default(),
+            lens: [0; CHAIN_MAX],
+            n: 0,
+        }
+    }
+}
+
+impl Chain {
+    pub fn is_full(&self) -> bool {
+        self.n == CHAIN_MAX
+    }
+
+    /// Adds `buf`, of which the first `len` bytes are sent.
+    pub fn push(&mut self, buf: RecvBuf, len: usize) {
+        debug_assert!(!self.is_full());
+        if let (Some(slot), Some(l)) = (self.bufs.get_mut(self.n), self.lens.get_mut(self.n)) {
+            *slot = Some(buf);
+            *l = len;
+            self.n += 1;
+        }
+    }
+
+    fn pieces(&self) -> impl Iterator<Item = &[u8]> {
+        self.bufs[..self.n]
+            .iter()
+            .zip(self.lens.iter())
+            .map(|(b, &l)| b.as_ref().map_or(&[][..], |b| &b.bytes()[..l.min(b.len())]))
+    }
+}
+
+// SAFETY: every piece points into receive-buffer ring memory owned by `self` (through its
+// `RecvBuf`s), which never moves.
+unsafe impl IoVecs for Chain {
+    fn fill(&self, skip: usize, out: &mut [libc::iovec]) -> usize {
+        fill_pieces(self.pieces(), skip, out)
+    }
+    fn total(&self) -> usize {
+        self.pieces().map(|p| p.len()).sum()
+    }
+}
