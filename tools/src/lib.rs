@@ -9,5 +9,6 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod alloc;
 pub mod load;
 pub mod upstream;

@@ -3,6 +3,10 @@
 use clap::Parser;
 use mimalloc::MiMalloc;
 
+#[used]
+#[link_section = ".init_array.00101"]
+static LAZY_ARENA_COMMIT: extern "C" fn() = ringway_tools::alloc::lazy_arena_commit;
+
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
