@@ -211,13 +211,9 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) {
                 }
                 let started = Cell::new(false);
                 let fut = exchange::run(w, &view, listener, cluster, ds, head_len, &started, ctx);
-                let result = match route_timeout {
-                    Some(t) => match timeout(&w.driver, t, fut).await {
-                        Ok(r) => r,
-                        Err(_) => Err(exchange::Failure::Timeout),
-                    },
-                    None => fut.await,
-                };
+                let result = crate::uring::timeout_opt(&w.driver, route_timeout, fut)
+                    .await
+                    .unwrap_or(Err(exchange::Failure::Timeout));
                 match result {
                     Ok(keep) => {
                         if !keep || w.draining.get() {

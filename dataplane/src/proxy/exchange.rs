@@ -310,13 +310,10 @@ pub async fn run(
             w, view, listener, cluster, ds, head_len, started, &mut body, addr, &mut tries,
             &may_retry, ctx,
         );
-        let result = match per_try {
-            Some(t) => match timeout(&w.driver, t, attempt).await {
-                Ok(r) => r,
-                Err(_) if started.get() => Err(TryFail::Fatal(Failure::AfterResponseStarted)),
-                Err(_) => Err(TryFail::Retryable(TryOutcome::Timeout, Failure::Timeout)),
-            },
-            None => attempt.await,
+        let result = match uring::timeout_opt(&w.driver, per_try, attempt).await {
+            Ok(r) => r,
+            Err(_) if started.get() => Err(TryFail::Fatal(Failure::AfterResponseStarted)),
+            Err(_) => Err(TryFail::Retryable(TryOutcome::Timeout, Failure::Timeout)),
         };
         drop(inflight);
         let (outcome, failure, backoff) = match result {

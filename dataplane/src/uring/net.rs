@@ -381,3 +381,48 @@ pub async fn timeout<F: Future>(
     })
     .await
 }
+
+/// `fut` bounded by `dur` when given: one future either way (awaiting `fut` in one arm and
+/// `timeout(fut)` in another would store `fut`'s state twice in the caller's future).
+pub fn timeout_opt<F: Future>(
+    driver: &Rc<Driver>,
+    dur: Option<Duration>,
+    fut: F,
+) -> MaybeTimeout<F> {
+    MaybeTimeout {
+        fut,
+        sleep: dur.map(|d| sleep(driver, d)),
+    }
+}
+
+/// See [`timeout_opt`].
+pub struct MaybeTimeout<F> {
+    fut: F,
+    sleep: Option<super::timer::Sleep>,
+}
+
+impl<F: Future> Future for MaybeTimeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        // SAFETY: nothing is moved out of `this`: `fut` is only re-pinned in place below and
+        // `sleep` (which is Unpin) is only used through `&mut`.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: `fut` is structurally pinned: no method of MaybeTimeout moves it and there is
+        // no Drop impl, so it stays at this address for as long as `self` is pinned.
+        let fut = unsafe { std::pin::Pin::new_unchecked(&mut this.fut) };
+        if let std::task::Poll::Ready(v) = fut.poll(cx) {
+            return std::task::Poll::Ready(Ok(v));
+        }
+        match this.sleep.as_mut() {
+            Some(s) => match std::pin::Pin::new(s).poll(cx) {
+                std::task::Poll::Ready(()) => std::task::Poll::Ready(Err(Elapsed)),
+                std::task::Poll::Pending => std::task::Poll::Pending,
+            },
+            None => std::task::Poll::Pending,
+        }
+    }
+}
