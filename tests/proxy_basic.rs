@@ -495,3 +495,27 @@ fn websocket_upgrade_request_is_forwarded_and_a_200_keeps_http() {
     // No 101: the connection goes on as HTTP.
     assert_eq!(c.get("/size/2", "w").body, b"ab");
 }
+
+/// A keep-alive connection idle past a slice parks in a small task; the next request on it
+/// still gets its answer, and the connection stays counted once.
+#[test]
+fn a_parked_idle_connection_serves_the_next_request() {
+    let up = Upstream::start(&["--body-size", "3"]);
+    let rig = Rig::simple(1, up.addr(), "");
+    let mut c = rig.client();
+    assert_eq!(c.get("/before", "example.com").status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    for i in 0..3 {
+        let r = c.get(&format!("/after{i}"), "example.com");
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"abc"[..]));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let metrics = rig.proxy.admin_get("/metrics").text();
+    let active = metrics
+        .lines()
+        .find(|l| l.starts_with("ringway_downstream_connections_active"))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap_or("?")
+        .to_owned();
+    assert_eq!(active, "1", "{metrics}");
+}

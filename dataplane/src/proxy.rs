@@ -72,45 +72,115 @@ impl RequestView for HeadView<'_> {
 enum HeadOutcome {
     Ready(usize),
     Closed,
+    /// Idle for [`PARK_AFTER`] with nothing buffered: hand the socket to a small parked task
+    /// (the connection's keep-alive idle deadline travels with it).
+    Park(std::time::Instant),
     /// Status, metrics kind, and the reason sent as the body.
     Error(u16, ErrorKind, String),
+}
+
+/// Why the connection task ended.
+enum Exit {
+    Closed,
+    Park(std::time::Instant),
 }
 
 /// Serves one downstream connection until it closes.
 pub async fn serve(w: Rc<Worker>, listener: usize, conn: Conn, peer: SocketAddr) {
     w.conn_opened();
     w.metrics.connection_opened(listener);
-    let mut ds = Downstream {
-        conn,
-        peer,
-        inb: InBuf::default(),
-        head: RequestHead::default(),
-        resp: ResponseHead::default(),
-        added: Vec::with_capacity(256),
-        segs: Vec::with_capacity(16),
-        out: Vec::with_capacity(256),
-    };
-    serve_requests(&w, listener, &mut ds).await;
+    run(w, listener, Downstream::new(conn, peer)).await;
+}
+
+impl Downstream {
+    fn new(conn: Conn, peer: SocketAddr) -> Downstream {
+        Downstream {
+            conn,
+            peer,
+            inb: InBuf::default(),
+            head: RequestHead::default(),
+            resp: ResponseHead::default(),
+            added: Vec::with_capacity(256),
+            segs: Vec::with_capacity(16),
+            out: Vec::with_capacity(256),
+        }
+    }
+}
+
+/// The full connection task: requests until the connection closes or idles long enough to
+/// park. Parking ends this task (and frees its state, ≈ 10 KB) in favour of [`park`]'s small
+/// one.
+fn run(
+    w: Rc<Worker>,
+    listener: usize,
+    mut ds: Downstream,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+    // Boxed: `run` and `park` spawn each other (one allocation per park/wake, after an idle
+    // period — never between back-to-back requests).
+    Box::pin(async move {
+        match serve_requests(&w, listener, &mut ds).await {
+            Exit::Closed => {
+                w.metrics.connection_closed(listener);
+                w.conn_closed();
+            }
+            Exit::Park(deadline) => {
+                let Downstream { conn, peer, .. } = ds;
+                glommio::spawn_local(park(w, listener, conn, peer, deadline)).detach();
+            }
+        }
+    })
+}
+
+/// A parked idle keep-alive connection: only the socket and a deadline. The first bytes of
+/// the next request start a full connection task again; a drain or the idle deadline closes it.
+async fn park(
+    w: Rc<Worker>,
+    listener: usize,
+    mut conn: Conn,
+    peer: SocketAddr,
+    deadline: std::time::Instant,
+) {
+    loop {
+        if w.draining.get() {
+            break;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match timeout(&w.driver, left.min(IDLE_SLICE), conn.recv()).await {
+            Ok(Ok(Some(b))) => {
+                w.metrics.bytes_received(listener, b.len() as u64);
+                let mut ds = Downstream::new(conn, peer);
+                ds.inb.push(b);
+                glommio::spawn_local(run(w, listener, ds)).detach();
+                return;
+            }
+            Ok(_) => break,
+            Err(_) => continue,
+        }
+    }
     w.metrics.connection_closed(listener);
     w.conn_closed();
 }
 
-async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) {
+async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) -> Exit {
     loop {
         let view = w.view();
         let Some(lcfg) = view.config.listeners.get(listener) else {
-            return;
+            return Exit::Closed;
         };
         let limits = lcfg.limits.clone();
         let outcome = read_head(w, &view, listener, ds, &limits).await;
         let head_len = match outcome {
             HeadOutcome::Ready(n) => n,
-            HeadOutcome::Closed => return,
+            HeadOutcome::Closed => return Exit::Closed,
+            HeadOutcome::Park(deadline) => return Exit::Park(deadline),
             HeadOutcome::Error(status, kind, reason) => {
                 w.metrics.proxy_error(kind);
                 w.metrics.request_done(listener, None, status, None);
                 respond(ds, status, reason.as_bytes(), true).await;
-                return;
+                return Exit::Closed;
             }
         };
         // Body size limit known up front (RFC 9112 §6.3: Content-Length).
@@ -119,7 +189,7 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) {
                 w.metrics.proxy_error(ErrorKind::BadRequest);
                 w.metrics.request_done(listener, None, 413, None);
                 respond(ds, 413, b"request body too large", true).await;
-                return;
+                return Exit::Closed;
             }
         }
         let draining = w.draining.get();
@@ -161,7 +231,7 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) {
                 w.metrics
                     .request_done(listener, target_cluster, status, None);
                 if close || ds.head.framing != BodyFraming::None || !ds.head.keep_alive {
-                    return;
+                    return Exit::Closed;
                 }
                 ds.inb.consume(head_len);
                 continue;
@@ -175,7 +245,7 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) {
                 let close = has_body || !ds.head.keep_alive || draining;
                 respond(ds, 404, b"no route", close).await;
                 if close {
-                    return;
+                    return Exit::Closed;
                 }
                 ds.inb.consume(head_len);
             }
@@ -196,7 +266,7 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) {
                     _ => respond(ds, status, &body, close).await,
                 }
                 if close {
-                    return;
+                    return Exit::Closed;
                 }
                 ds.inb.consume(head_len);
             }
@@ -217,7 +287,7 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) {
                 match result {
                     Ok(keep) => {
                         if !keep || w.draining.get() {
-                            return;
+                            return Exit::Closed;
                         }
                     }
                     Err(f) => {
@@ -234,7 +304,7 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) {
                                 None => respond(ds, status, f.body(), true).await,
                             }
                         }
-                        return;
+                        return Exit::Closed;
                     }
                 }
             }
@@ -373,7 +443,8 @@ enum Target {
     Cluster(usize, Option<Duration>),
 }
 
-/// How often a connection idle between requests checks for a drain.
+/// How often a connection idle between requests checks for a drain; a connection idle for a
+/// whole slice parks (see [`park`]).
 const IDLE_SLICE: Duration = Duration::from_millis(250);
 const HEAD_TIMEOUT_BODY: &str = "request head not received in time\n";
 /// Most bytes read and discarded after an error response before closing.
@@ -410,7 +481,8 @@ async fn read_head(
                     break;
                 }
                 Ok(_) => return HeadOutcome::Closed,
-                Err(_) => continue,
+                // Idle for a whole slice: park (see `park`).
+                Err(_) => return HeadOutcome::Park(idle_deadline),
             }
         }
     }
