@@ -461,29 +461,22 @@ async fn read_head(
     limits: &crate::config::Limits,
 ) -> HeadOutcome {
     let hl = &view.listeners[listener].head_limits;
-    // Wait for the first byte of the next request (keep-alive idle).
-    // Waited in slices so a drain closes idle keep-alive connections promptly; `recv` is
+    // Wait for the first byte of the next request (keep-alive idle) for one slice; `recv` is
     // cancel-safe (the multishot receive lives in the connection, not in the future).
     if ds.inb.is_empty() {
         let idle_deadline = std::time::Instant::now() + limits.idle_timeout;
-        loop {
-            if w.draining.get() {
-                return HeadOutcome::Closed;
+        if w.draining.get() {
+            return HeadOutcome::Closed;
+        }
+        // Idle for a whole slice: park (see `park`), which also watches drain and the deadline.
+        let slice = limits.idle_timeout.min(IDLE_SLICE);
+        match timeout(&w.driver, slice, ds.conn.recv()).await {
+            Ok(Ok(Some(b))) => {
+                w.metrics.bytes_received(listener, b.len() as u64);
+                ds.inb.push(b);
             }
-            let left = idle_deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                return HeadOutcome::Closed;
-            }
-            match timeout(&w.driver, left.min(IDLE_SLICE), ds.conn.recv()).await {
-                Ok(Ok(Some(b))) => {
-                    w.metrics.bytes_received(listener, b.len() as u64);
-                    ds.inb.push(b);
-                    break;
-                }
-                Ok(_) => return HeadOutcome::Closed,
-                // Idle for a whole slice: park (see `park`).
-                Err(_) => return HeadOutcome::Park(idle_deadline),
-            }
+            Ok(_) => return HeadOutcome::Closed,
+            Err(_) => return HeadOutcome::Park(idle_deadline),
         }
     }
     let deadline = std::time::Instant::now() + limits.request_head_timeout;
