@@ -216,6 +216,68 @@ async fn send_timed<T: IoVecs>(
     }
 }
 
+/// Sends the first `take` bytes of `inb` and consumes them (a bounded send, see
+/// [`send_timed`]); on failure the buffered bytes are gone with the connection.
+async fn send_window(
+    driver: &Rc<crate::uring::Driver>,
+    fd: std::os::fd::RawFd,
+    idle: Duration,
+    inb: &mut InBuf,
+    take: usize,
+    failed: Failure,
+    timed_out: Failure,
+) -> Result<(), Failure> {
+    let win = Window {
+        inb: std::mem::take(inb),
+        len: take,
+    };
+    let win = send_timed(driver, fd, idle, win)
+        .await
+        .or_fail(failed, timed_out)?;
+    *inb = win.inb;
+    inb.consume(take);
+    Ok(())
+}
+
+/// Where a relayed response body ends (RFC 9112 §6.3): fed the bytes as they arrive, it says
+/// how many belong to the body and whether the body ends within them.
+struct BodyCursor {
+    framing: ResponseFraming,
+    /// Content-Length bytes still due.
+    remaining: u64,
+    dec: ChunkedDecoder,
+}
+
+impl BodyCursor {
+    fn new(framing: ResponseFraming) -> BodyCursor {
+        BodyCursor {
+            framing,
+            remaining: match framing {
+                ResponseFraming::Length(n) => n,
+                _ => 0,
+            },
+            dec: ChunkedDecoder::new(),
+        }
+    }
+
+    /// (bytes of `input` that belong to the body, whether the body ends there).
+    fn take(&mut self, input: &[u8]) -> Result<(usize, bool), http::ChunkedError> {
+        match self.framing {
+            ResponseFraming::None => Ok((0, true)),
+            ResponseFraming::Length(_) => {
+                let t = self.remaining.min(input.len() as u64);
+                self.remaining -= t;
+                Ok((t as usize, self.remaining == 0))
+            }
+            ResponseFraming::Chunked => {
+                let t = self.dec.feed(input)?;
+                Ok((t, self.dec.is_done()))
+            }
+            ResponseFraming::CloseDelimited => Ok((input.len(), false)),
+        }
+    }
+}
+
 /// How the request body is sent on each try.
 struct BodyPlan {
     /// Body bytes held in `ds.inb` right after the head (all of it when `replayable`).
@@ -704,24 +766,11 @@ async fn try_once(
         rewrite::append_fields(lines, &mut added, &mut segs);
     }
 
-    let mut rdec = ChunkedDecoder::new();
-    let ravail = up.inb.len().saturating_sub(resp_len);
     let framing = resp.framing;
-    let (rtail, mut rremaining, mut done) = match framing {
-        ResponseFraming::None => (0, 0u64, true),
-        ResponseFraming::Length(n) => {
-            let t = (n.min(ravail as u64)) as usize;
-            (t, n - t as u64, t as u64 == n)
-        }
-        ResponseFraming::Chunked => {
-            let rbody = up.inb.bytes().get(resp_len..).unwrap_or(&[]);
-            let c = rdec
-                .feed(rbody)
-                .map_err(|_| TryFail::Fatal(Failure::BadResponse))?;
-            (c, 0, rdec.is_done())
-        }
-        ResponseFraming::CloseDelimited => (ravail, 0, false),
-    };
+    let mut cursor = BodyCursor::new(framing);
+    let (rtail, mut done) = cursor
+        .take(up.inb.bytes().get(resp_len..).unwrap_or(&[]))
+        .map_err(|_| TryFail::Fatal(Failure::BadResponse))?;
     let keep_alive = resp.keep_alive;
     started.set(true);
     let fatal = TryFail::Fatal;
@@ -753,32 +802,21 @@ async fn try_once(
     let mut stray = false;
     while !done {
         if !up.inb.is_empty() {
-            let take = match framing {
-                ResponseFraming::Length(_) => {
-                    let t = (rremaining.min(up.inb.len() as u64)) as usize;
-                    rremaining -= t as u64;
-                    done = rremaining == 0;
-                    t
-                }
-                ResponseFraming::Chunked => {
-                    let t = rdec
-                        .feed(up.inb.bytes())
-                        .map_err(|_| fatal(Failure::AfterResponseStarted))?;
-                    done = rdec.is_done();
-                    t
-                }
-                _ => up.inb.len(),
-            };
-            let win = Window {
-                inb: std::mem::take(&mut up.inb),
-                len: take,
-            };
-            let win = send_timed(&w.driver, ds.conn.fd(), idle, win)
-                .await
-                .or_fail(Failure::Downstream, Failure::Downstream)
-                .map_err(fatal)?;
-            up.inb = win.inb;
-            up.inb.consume(take);
+            let (take, d) = cursor
+                .take(up.inb.bytes())
+                .map_err(|_| fatal(Failure::AfterResponseStarted))?;
+            done = d;
+            send_window(
+                &w.driver,
+                ds.conn.fd(),
+                idle,
+                &mut up.inb,
+                take,
+                Failure::Downstream,
+                Failure::Downstream,
+            )
+            .await
+            .map_err(fatal)?;
             continue;
         }
         let mut chain = Chain::default();
@@ -793,22 +831,10 @@ async fn try_once(
                 }
                 _ => return Err(fatal(Failure::AfterResponseStarted)),
             };
-            let take = match framing {
-                ResponseFraming::Length(_) => {
-                    let t = (rremaining.min(b.len() as u64)) as usize;
-                    rremaining -= t as u64;
-                    done = rremaining == 0;
-                    t
-                }
-                ResponseFraming::Chunked => {
-                    let t = rdec
-                        .feed(b.bytes())
-                        .map_err(|_| fatal(Failure::AfterResponseStarted))?;
-                    done = rdec.is_done();
-                    t
-                }
-                _ => b.len(),
-            };
+            let (take, d) = cursor
+                .take(b.bytes())
+                .map_err(|_| fatal(Failure::AfterResponseStarted))?;
+            done = d;
             // Bytes past the end of the response: the connection is not reusable.
             stray |= take < b.len();
             chain.push(b, take);
@@ -880,16 +906,17 @@ async fn stream_request_body(
             body.remaining -= t as u64;
             t
         };
-        let win = Window {
-            inb: std::mem::take(&mut ds.inb),
-            len: take,
-        };
-        let win = send_timed(&w.driver, up.conn.fd(), idle, win)
-            .await
-            .or_fail(Failure::UpstreamReset, Failure::Timeout)
-            .map_err(fatal)?;
-        ds.inb = win.inb;
-        ds.inb.consume(take);
+        send_window(
+            &w.driver,
+            up.conn.fd(),
+            idle,
+            &mut ds.inb,
+            take,
+            Failure::UpstreamReset,
+            Failure::Timeout,
+        )
+        .await
+        .map_err(fatal)?;
     }
 }
 
