@@ -33,7 +33,7 @@ use crate::http::{
     self, rewrite, BodyFraming, ChunkedDecoder, HeadLimits, Parsed, RequestExtras, ResponseExtras,
     ResponseFraming,
 };
-use crate::policy::retry::{RetryDecision, TryOutcome};
+use crate::policy::retry::{GiveUp, RetryDecision, TryOutcome};
 use crate::policy::{RetryState, RouteState};
 use crate::pool::UpstreamConn;
 use crate::runtime::worker::{ClusterView, View, Worker};
@@ -335,10 +335,17 @@ pub async fn run(
     };
     build_request_head(w, ds, ctx);
     let mut body = plan_body(w, ds, head_len, limits, ctx).await?;
-    let retry = ctx.policy.and_then(|p| p.retry.as_ref());
     let per_try = ctx.policy.and_then(|p| p.per_try_timeout);
     let mut tries = RetryState::new();
     let mut exclude = None;
+    // A status the retry policy takes is decided inside the try, before anything is forwarded.
+    let replayable = body.replayable;
+    let may_retry = |s: u16, tries: &mut RetryState| -> Option<Duration> {
+        if !replayable {
+            return None;
+        }
+        retry_backoff(w, cluster, ctx, tries, TryOutcome::Status(s))
+    };
     loop {
         let (idx, generation) = pick(cv, ccfg.resilience.when_all_unhealthy, hash, exclude)?;
         let addr = *cv.endpoints.get(idx).ok_or(Failure::NoEndpoint)?;
@@ -346,27 +353,6 @@ pub async fn run(
             cv,
             idx,
             generation,
-        };
-        let replayable = body.replayable;
-        let may_retry = |s: u16, tries: &mut RetryState| -> Option<Duration> {
-            let rp = retry?;
-            if !replayable {
-                return None;
-            }
-            let state = ctx.state?;
-            let mut st = state.borrow_mut();
-            let budget = st.retry_budget.as_mut();
-            let mut rng = w.rng.borrow_mut();
-            match tries.on_failure(rp, TryOutcome::Status(s), budget, Instant::now(), &mut rng) {
-                RetryDecision::Retry { backoff } => Some(backoff),
-                RetryDecision::GiveUp(g) => {
-                    if g == crate::policy::retry::GiveUp::BudgetExhausted {
-                        w.metrics
-                            .policy_event(Some(cluster), PolicyEvent::RetryBudgetExhausted);
-                    }
-                    None
-                }
-            }
         };
         let attempt = try_once(
             w, view, listener, cluster, ds, head_len, started, &mut body, addr, &mut tries,
@@ -404,28 +390,14 @@ pub async fn run(
                 // Nothing reached the client. Replay needs the whole body, except after a
                 // connect failure (nothing was sent).
                 let sendable = body.replayable || outcome == TryOutcome::ConnectFailure;
-                let decision = match (retry, ctx.state) {
-                    (Some(rp), Some(state)) if sendable && !started.get() => {
-                        let mut st = state.borrow_mut();
-                        let mut rng = w.rng.borrow_mut();
-                        Some(tries.on_failure(
-                            rp,
-                            outcome,
-                            st.retry_budget.as_mut(),
-                            Instant::now(),
-                            &mut rng,
-                        ))
-                    }
-                    _ => None,
+                let backoff = if sendable && !started.get() {
+                    retry_backoff(w, cluster, ctx, &mut tries, outcome)
+                } else {
+                    None
                 };
-                match decision {
-                    Some(RetryDecision::Retry { backoff }) => backoff,
-                    Some(RetryDecision::GiveUp(crate::policy::retry::GiveUp::BudgetExhausted)) => {
-                        w.metrics
-                            .policy_event(Some(cluster), PolicyEvent::RetryBudgetExhausted);
-                        return Err(f);
-                    }
-                    _ => return Err(f),
+                match backoff {
+                    Some(b) => b,
+                    None => return Err(f),
                 }
             }
             (None, None) => return Err(Failure::Timeout),
@@ -435,6 +407,37 @@ pub async fn run(
             uring::sleep(&w.driver, backoff).await;
         }
         exclude = Some(idx);
+    }
+}
+
+/// Whether the route's retry policy and budget take another try after `outcome` (the caller
+/// checks that the request can be sent again and nothing reached the client). Counts budget
+/// exhaustion.
+fn retry_backoff(
+    w: &Worker,
+    cluster: usize,
+    ctx: RouteCtx<'_>,
+    tries: &mut RetryState,
+    outcome: TryOutcome,
+) -> Option<Duration> {
+    let rp = ctx.policy.and_then(|p| p.retry.as_ref())?;
+    let state = ctx.state?;
+    let mut st = state.borrow_mut();
+    let mut rng = w.rng.borrow_mut();
+    match tries.on_failure(
+        rp,
+        outcome,
+        st.retry_budget.as_mut(),
+        Instant::now(),
+        &mut rng,
+    ) {
+        RetryDecision::Retry { backoff } => Some(backoff),
+        RetryDecision::GiveUp(GiveUp::BudgetExhausted) => {
+            w.metrics
+                .policy_event(Some(cluster), PolicyEvent::RetryBudgetExhausted);
+            None
+        }
+        RetryDecision::GiveUp(_) => None,
     }
 }
 
