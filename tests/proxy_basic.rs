@@ -496,8 +496,8 @@ fn websocket_upgrade_request_is_forwarded_and_a_200_keeps_http() {
     assert_eq!(c.get("/size/2", "w").body, b"ab");
 }
 
-/// A keep-alive connection idle past a slice parks in a small task; the next request on it
-/// still gets its answer, and the connection stays counted once.
+/// A keep-alive connection idle past a slice parks (no task, a poll on the socket); the next
+/// request on it still gets its answer, and the connection stays counted once.
 #[test]
 fn a_parked_idle_connection_serves_the_next_request() {
     let up = Upstream::start(&["--body-size", "3"]);
@@ -518,4 +518,78 @@ fn a_parked_idle_connection_serves_the_next_request() {
         .unwrap_or("?")
         .to_owned();
     assert_eq!(active, "1", "{metrics}");
+}
+
+fn active_connections(rig: &Rig) -> String {
+    let metrics = rig.proxy.admin_get("/metrics").text();
+    metrics
+        .lines()
+        .find(|l| l.starts_with("ringway_downstream_connections_active"))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap_or("?")
+        .to_owned()
+}
+
+/// Parked connections are closed at their keep-alive idle deadline, and one the client closes
+/// while parked is released (the active gauge returns to 0).
+#[test]
+fn parked_connections_close_at_the_idle_deadline_and_on_client_close() {
+    let up = Upstream::start(&["--body-size", "3"]);
+    let rig = Rig::simple(1, up.addr(), "[listeners.limits]\nidle_timeout = \"1s\"\n");
+    let mut kept = rig.client();
+    let mut closed_by_client = rig.client();
+    assert_eq!(kept.get("/a", "x").status, 200);
+    assert_eq!(closed_by_client.get("/b", "x").status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(500)); // both parked now
+    drop(closed_by_client);
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert_eq!(
+        active_connections(&rig),
+        "1",
+        "the client-closed one is released"
+    );
+    // The deadline (1 s after the last request) closes the other within a sweep.
+    kept.set_timeout(std::time::Duration::from_secs(3));
+    let t0 = std::time::Instant::now();
+    assert!(kept.is_closed_by_peer());
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(active_connections(&rig), "0");
+}
+
+/// Hundreds of parked connections each get their next request answered, in any order, and
+/// bytes that arrive as a connection parks are never lost.
+#[test]
+fn many_parked_connections_all_serve_their_next_request() {
+    let up = Upstream::start(&["--body-size", "3"]);
+    let rig = Rig::simple(2, up.addr(), "");
+    let mut clients: Vec<_> = (0..300).map(|_| rig.client()).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        assert_eq!(c.get(&format!("/first{i}"), "x").status, 200);
+    }
+    assert_eq!(active_connections(&rig), "300");
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    // Second requests in reverse order, some of them right as the connection would park.
+    for (i, c) in clients.iter_mut().enumerate().rev() {
+        let r = c.get(&format!("/second{i}"), "x");
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, &b"abc"[..]),
+            "client {i}"
+        );
+    }
+    for round in 0..5u64 {
+        std::thread::sleep(std::time::Duration::from_millis(230 + round * 10));
+        for (i, c) in clients.iter_mut().enumerate().step_by(7) {
+            let r = c.get(&format!("/race{round}-{i}"), "x");
+            assert_eq!(r.status, 200, "client {i} round {round}");
+        }
+    }
+    assert_eq!(active_connections(&rig), "300");
+    drop(clients);
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert_eq!(active_connections(&rig), "0");
 }

@@ -212,6 +212,11 @@ fn idle_keep_alive_connections_do_not_hold_the_drain() {
     let mut rig = Rig::start(&spec);
     let mut idle = rig.client();
     assert_eq!(idle.get("/", "i").status, 200);
+    let mut parked = rig.client();
+    assert_eq!(parked.get("/", "i").status, 200);
+    std::thread::sleep(Duration::from_millis(600)); // `parked` is in the parking lot now
+    let mut fresh = rig.client();
+    assert_eq!(fresh.get("/", "i").status, 200);
     let t0 = Instant::now();
     rig.proxy.sigterm();
     let status = rig.proxy.wait_exit(Duration::from_secs(8));
@@ -222,6 +227,8 @@ fn idle_keep_alive_connections_do_not_hold_the_drain() {
         t0.elapsed()
     );
     assert!(idle.is_closed_by_peer());
+    assert!(parked.is_closed_by_peer());
+    assert!(fresh.is_closed_by_peer());
 }
 
 #[test]

@@ -20,6 +20,7 @@ pub mod exchange;
 pub mod health;
 pub mod inbuf;
 pub mod mirror;
+pub mod park;
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -108,60 +109,37 @@ impl Downstream {
 }
 
 /// The full connection task: requests until the connection closes or idles long enough to
-/// park. Parking ends this task (and frees its state, ≈ 10 KB) in favour of [`park`]'s small
-/// one.
+/// park. Parking ends this task (and frees its state, ≈ 10 KB) in favour of an entry in the
+/// worker's parking lot ([`park`]).
 fn run(
     w: Rc<Worker>,
     listener: usize,
     mut ds: Downstream,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
-    // Boxed: `run` and `park` spawn each other (one allocation per park/wake, after an idle
-    // period — never between back-to-back requests).
+    // Boxed: the parking lot spawns it again (one allocation per wake after an idle period,
+    // never between back-to-back requests).
     Box::pin(async move {
-        match serve_requests(&w, listener, &mut ds).await {
-            Exit::Closed => {
-                w.metrics.connection_closed(listener);
-                w.conn_closed();
-            }
-            Exit::Park(deadline) => {
-                let Downstream { conn, peer, .. } = ds;
-                glommio::spawn_local(park(w, listener, conn, peer, deadline)).detach();
+        loop {
+            match serve_requests(&w, listener, &mut ds).await {
+                Exit::Closed => break,
+                Exit::Park(deadline) => {
+                    // Bytes that raced with the decision stay queued: serve them instead.
+                    if ds.conn.stop_recv().await {
+                        let Downstream { conn, peer, .. } = ds;
+                        w.lot.park(conn, peer, listener, deadline);
+                        return;
+                    }
+                }
             }
         }
+        w.metrics.connection_closed(listener);
+        w.conn_closed();
     })
 }
 
-/// A parked idle keep-alive connection: only the socket and a deadline. The first bytes of
-/// the next request start a full connection task again; a drain or the idle deadline closes it.
-async fn park(
-    w: Rc<Worker>,
-    listener: usize,
-    mut conn: Conn,
-    peer: SocketAddr,
-    deadline: std::time::Instant,
-) {
-    loop {
-        if w.draining.get() {
-            break;
-        }
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        match timeout(&w.driver, left.min(IDLE_SLICE), conn.recv()).await {
-            Ok(Ok(Some(b))) => {
-                w.metrics.bytes_received(listener, b.len() as u64);
-                let mut ds = Downstream::new(conn, peer);
-                ds.inb.push(b);
-                glommio::spawn_local(run(w, listener, ds)).detach();
-                return;
-            }
-            Ok(_) => break,
-            Err(_) => continue,
-        }
-    }
-    w.metrics.connection_closed(listener);
-    w.conn_closed();
+/// Gives a parked connection that became readable a full connection task again.
+pub(crate) fn resume(w: Rc<Worker>, listener: usize, conn: Conn, peer: SocketAddr) {
+    glommio::spawn_local(run(w, listener, Downstream::new(conn, peer))).detach();
 }
 
 async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) -> Exit {
@@ -445,7 +423,7 @@ enum Target {
 
 /// How often a connection idle between requests checks for a drain; a connection idle for a
 /// whole slice parks (see [`park`]).
-const IDLE_SLICE: Duration = Duration::from_millis(250);
+const IDLE_SLICE: Duration = Duration::from_millis(100);
 const HEAD_TIMEOUT_BODY: &str = "request head not received in time\n";
 /// Most bytes read and discarded after an error response before closing.
 const LINGER_BYTES: usize = 1 << 20;

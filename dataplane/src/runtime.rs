@@ -7,6 +7,7 @@
 //! All sockets are bound before any worker starts, so a port in use fails the start.
 
 pub mod control;
+pub mod memory;
 pub mod preflight;
 pub mod worker;
 

@@ -126,6 +126,8 @@ pub struct Worker {
     pub peers: Vec<flume::Sender<Control>>,
     /// Mirrored requests waiting for a sender task.
     pub mirror: crate::proxy::mirror::MirrorQueue,
+    /// Idle keep-alive client connections held without a task.
+    pub lot: crate::proxy::park::ParkingLot,
 }
 
 impl Worker {
@@ -197,6 +199,7 @@ pub async fn run(
         recv_buffer_size: io.recv_buffer_size,
     })
     .map_err(|e| e.to_string())?;
+    driver.set_idle_hook(super::memory::collect, super::memory::COLLECT_EVERY);
     glommio::spawn_local(driver.clone().run()).detach();
     let s = seed(id);
     let listener_names: Vec<String> = config.listeners.iter().map(|l| l.name.clone()).collect();
@@ -221,8 +224,10 @@ pub async fn run(
         workers: shared.workers,
         peers,
         mirror: Default::default(),
+        lot: Default::default(),
     });
     crate::proxy::mirror::spawn_senders(&w);
+    let parking = glommio::spawn_local(crate::proxy::park::run(w.clone()));
     if id == 0 {
         glommio::spawn_local(crate::proxy::health::run_checker(w.clone())).detach();
     }
@@ -292,6 +297,7 @@ pub async fn run(
         }
     }
     drop(sweeper);
+    drop(parking);
     drop(accepts);
     w.pools.borrow_mut().clear();
     shared.stopped_workers.fetch_add(1, Ordering::AcqRel);

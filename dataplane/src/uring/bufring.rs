@@ -5,8 +5,17 @@
 //! become resident only when first written), both owned here and alive until the ring is dropped (after the
 //! io_uring itself, see `Driver`). Buffer `bid` is handed out at most once until it comes back
 //! through [`BufRing::recycle`]; `available` counts buffers the kernel can use right now.
+//!
+//! Memory: the kernel consumes a buffer ring first-in first-out, so a ring holding the whole
+//! pool would cycle through every buffer and make the whole pool resident after `count`
+//! receives, however few connections are busy. Instead only a *window* of buffers is in the
+//! ring; returned buffers go onto a last-in first-out stash and [`BufRing::refill`] (called
+//! before every `io_uring_enter`, the only time a DEFER_TASKRUN ring consumes buffers) tops the
+//! ring up from the top of the stash. The buffers in use are then the window plus the ones
+//! held by connections; the rest of the pool stays untouched. The window starts small and
+//! doubles (up to the pool) whenever a receive finds the ring empty (`ENOBUFS`).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -31,8 +40,17 @@ pub struct BufRing {
     mem_bytes: usize,
     /// Next tail value to publish (local copy; the kernel reads the shared tail).
     tail: Cell<u16>,
+    /// Buffers in the ring (the kernel may fill them).
     available: Cell<u32>,
+    /// How many buffers `refill` keeps in the ring.
+    window: Cell<u32>,
+    /// Returned buffers not in the ring, most recently returned last. Capacity `count`, so
+    /// pushing never allocates.
+    stash: RefCell<Vec<u16>>,
 }
+
+/// Buffers in the ring at start; grows on exhaustion.
+pub(crate) const INITIAL_WINDOW: u32 = 16;
 
 impl BufRing {
     /// `count` must be a power of two (config validation guarantees it).
@@ -81,6 +99,9 @@ impl BufRing {
             mem_bytes: total,
             tail: Cell::new(0),
             available: Cell::new(0),
+            window: Cell::new(count.min(INITIAL_WINDOW)),
+            // Highest bid on top: the low buffers are used first.
+            stash: RefCell::new((0..entries).rev().collect()),
         })
     }
 
@@ -96,17 +117,35 @@ impl BufRing {
         self.buf_size
     }
 
-    /// Buffers the kernel may fill right now.
-    pub fn available(&self) -> u32 {
-        self.available.get()
+    /// Buffers not held by anyone: in the ring or on the stash.
+    pub fn free(&self) -> u32 {
+        self.available.get() + self.stash.borrow().len() as u32
     }
 
-    /// Hands every buffer to the kernel (after registration).
-    pub fn provide_all(&self) {
-        for bid in 0..self.entries as u32 {
-            self.push(bid as u16);
+    /// Buffers the ring is topped up to.
+    pub fn window(&self) -> u32 {
+        self.window.get()
+    }
+
+    /// Tops the ring up to the window from the stash (most recently returned first) and
+    /// publishes the new tail. Call before entering the kernel.
+    pub fn refill(&self) {
+        let mut stash = self.stash.borrow_mut();
+        let mut pushed = false;
+        while self.available.get() < self.window.get() {
+            let Some(bid) = stash.pop() else { break };
+            self.push(bid);
+            pushed = true;
         }
-        self.publish();
+        if pushed {
+            self.publish();
+        }
+    }
+
+    /// A receive found the ring empty: keep more buffers in it from now on.
+    pub fn starved(&self) {
+        let count = u32::from(self.entries);
+        self.window.set((self.window.get() * 2).min(count));
     }
 
     fn push(&self, bid: u16) {
@@ -134,10 +173,9 @@ impl BufRing {
         }
     }
 
-    /// Returns a buffer to the kernel.
+    /// Takes a buffer back (onto the stash; [`BufRing::refill`] hands it to the kernel).
     pub fn recycle(&self, bid: u16) {
-        self.push(bid);
-        self.publish();
+        self.stash.borrow_mut().push(bid);
     }
 
     /// Bookkeeping when a completion takes buffer `bid` out of the ring.
@@ -201,6 +239,12 @@ impl RecvBuf {
 
     pub fn is_empty(&self) -> bool {
         self.start == self.end
+    }
+
+    /// The pool index of this buffer (tests check which buffers get reused).
+    #[cfg(test)]
+    pub(crate) fn bid(&self) -> u16 {
+        self.bid
     }
 
     /// Marks the first `n` unconsumed bytes as consumed.

@@ -10,8 +10,11 @@
 //! The driver loop: one `enter` per pass; a pass that found completions yields to let the
 //! woken tasks run; an idle worker sleeps in the ring itself (see [`Driver::run`]).
 //!
-//! INVARIANT: `user_data` of every entry is a slot index, or [`CANCEL_TAG`] for cancel
-//! requests whose completion carries nothing. A slot is freed only after its final completion.
+//! INVARIANT: `user_data` of every entry is a slot index, [`CANCEL_TAG`] for cancel
+//! requests whose completion carries nothing, or [`NOTIFY_BIT`] | token for a readiness
+//! notification ([`Driver::notify_readable`]): a one-shot poll that owns no memory and no slot,
+//! whose completion is queued for the single consumer of notifications (the proxy's parking
+//! lot of idle connections). A slot is freed only after its final completion.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -28,6 +31,11 @@ use super::UringError;
 
 /// `user_data` of cancel requests.
 pub const CANCEL_TAG: u64 = u64::MAX;
+/// Housekeeping run by an idle worker, and the least time between two runs.
+type IdleHook = (fn(), Duration);
+
+/// Set in the `user_data` of readiness notifications; the rest is the caller's token.
+pub const NOTIFY_BIT: u64 = 1 << 62;
 /// iovecs a vectored send can carry.
 pub const MAX_IOV: usize = 16;
 /// A multishot receive that has this many unconsumed completions queued is cancelled until its
@@ -170,6 +178,13 @@ pub struct Driver {
     completions: RefCell<Vec<(u64, i32, u32)>>,
     timers: RefCell<Timers>,
     stopping: Cell<bool>,
+    /// Completed readiness notifications: (token, poll result), and who waits for them.
+    notified: RefCell<Vec<(u64, i32)>>,
+    notify_waker: RefCell<Option<Waker>>,
+    notify_live: Cell<u32>,
+    /// Called when the worker is about to sleep, at most once per `idle_hook_every`.
+    idle_hook: Cell<Option<IdleHook>>,
+    idle_hook_last: Cell<Option<std::time::Instant>>,
 }
 
 impl Driver {
@@ -194,7 +209,7 @@ impl Driver {
             )
         }
         .map_err(UringError::BufRing)?;
-        bufs.provide_all();
+        bufs.refill();
         Ok(Rc::new(Driver {
             ring: RefCell::new(ring),
             slots: RefCell::new(Slots::default()),
@@ -204,6 +219,11 @@ impl Driver {
             completions: RefCell::new(Vec::with_capacity(256)),
             timers: RefCell::new(Timers::default()),
             stopping: Cell::new(false),
+            notified: RefCell::new(Vec::with_capacity(64)),
+            notify_waker: RefCell::new(None),
+            notify_live: Cell::new(0),
+            idle_hook: Cell::new(None),
+            idle_hook_last: Cell::new(None),
         }))
     }
 
@@ -224,13 +244,41 @@ impl Driver {
         self.slots.borrow().live
     }
 
-    /// Receive buffers the kernel may fill right now.
+    /// Receive buffers not held by a connection (in the ring or waiting to go back in).
     pub fn free_buffers(&self) -> u32 {
-        self.bufs.available()
+        self.bufs.free()
+    }
+
+    /// Receive buffers the ring is kept topped up to (grows when receives find it empty).
+    pub fn buffer_window(&self) -> u32 {
+        self.bufs.window()
     }
 
     pub fn buffer_size(&self) -> usize {
         self.bufs.buf_size()
+    }
+
+    /// Runs `hook` when the worker has slept a whole [`IDLE_WAIT`] in its ring with nothing
+    /// to do, at most once per `every` (housekeeping that costs nothing while the worker is
+    /// busy: a worker with traffic never sleeps that long).
+    pub fn set_idle_hook(&self, hook: fn(), every: Duration) {
+        self.idle_hook.set(Some((hook, every)));
+    }
+
+    fn run_idle_hook(&self) {
+        let Some((hook, every)) = self.idle_hook.get() else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        if self
+            .idle_hook_last
+            .get()
+            .is_some_and(|t| now.duration_since(t) < every)
+        {
+            return;
+        }
+        self.idle_hook_last.set(Some(now));
+        hook();
     }
 
     /// Asks the driver loop to end once no operation is in flight.
@@ -271,6 +319,7 @@ impl Driver {
                 break;
             }
             // Submission queue full: hand what is queued to the kernel now.
+            self.bufs.refill();
             if let Err(e) = ring.submit() {
                 if e.raw_os_error() != Some(libc::EBUSY) && e.raw_os_error() != Some(libc::EINTR) {
                     tracing::error!(error = %e, "io_uring submit failed");
@@ -313,6 +362,50 @@ impl Driver {
         drop(kept);
     }
 
+    /// Asks for one notification when `fd` becomes readable (or hung up, or in error):
+    /// a one-shot poll whose completion `(token, revents or -errno)` is queued for
+    /// [`Driver::take_notified`]. `token` must be below [`NOTIFY_BIT`] and unique among the
+    /// notifications outstanding. The descriptor must stay open until the completion arrives.
+    pub fn notify_readable(&self, fd: std::os::fd::RawFd, token: u64) {
+        debug_assert!(token < NOTIFY_BIT);
+        let mask = (libc::POLLIN | libc::POLLRDHUP) as u32;
+        let entry = opcode::PollAdd::new(types::Fd(fd), mask)
+            .build()
+            .user_data(NOTIFY_BIT | token);
+        self.notify_live.set(self.notify_live.get() + 1);
+        // SAFETY: a poll entry points to no memory.
+        unsafe { self.push(&entry) };
+    }
+
+    /// Cancels notification `token`; its completion (`-ECANCELED`, or the readiness if that
+    /// came first) still arrives.
+    pub fn cancel_notify(&self, token: u64) {
+        let entry = opcode::AsyncCancel::new(NOTIFY_BIT | token)
+            .build()
+            .user_data(CANCEL_TAG);
+        // SAFETY: a cancel entry points to no memory.
+        unsafe { self.push(&entry) };
+    }
+
+    /// Moves the completed notifications into `out`; completes when there is at least one.
+    pub async fn take_notified(&self, out: &mut Vec<(u64, i32)>) {
+        std::future::poll_fn(|cx| {
+            let mut done = self.notified.borrow_mut();
+            if done.is_empty() {
+                *self.notify_waker.borrow_mut() = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            out.append(&mut done);
+            Poll::Ready(())
+        })
+        .await
+    }
+
+    /// Notifications whose completion has not arrived yet.
+    pub fn notifications_pending(&self) -> u32 {
+        self.notify_live.get()
+    }
+
     /// Wakes one task waiting for a receive buffer.
     pub(crate) fn buffer_returned(&self) {
         if let Some(w) = self.buffer_waiters.borrow_mut().pop_front() {
@@ -329,7 +422,7 @@ impl Driver {
     /// Completes once a receive buffer is available (immediately if one is).
     pub(crate) async fn buffer_wait(&self) {
         std::future::poll_fn(|cx| {
-            if self.bufs.available() > 0 {
+            if self.bufs.free() > 0 {
                 Poll::Ready(())
             } else {
                 self.buffer_waiters
@@ -344,6 +437,7 @@ impl Driver {
     /// Submits what is queued and dispatches every completion. Returns the completions seen.
     pub fn turn(&self) -> usize {
         {
+            self.bufs.refill();
             let mut ring = self.ring.borrow_mut();
             let to_submit = ring.submission().len() as u32;
             self.unsubmitted.set(false);
@@ -377,6 +471,15 @@ impl Driver {
 
     fn dispatch(&self, ud: u64, res: i32, flags: u32) {
         if ud == CANCEL_TAG {
+            return;
+        }
+        if ud & NOTIFY_BIT != 0 {
+            self.notify_live
+                .set(self.notify_live.get().saturating_sub(1));
+            self.notified.borrow_mut().push((ud & !NOTIFY_BIT, res));
+            if let Some(w) = self.notify_waker.borrow_mut().take() {
+                w.wake();
+            }
             return;
         }
         let idx = ud as u32;
@@ -415,8 +518,12 @@ impl Driver {
                 }
             }
             (kind, SlotState::Active) => {
-                if kind == OpKind::RecvMulti && cqueue::buffer_select(flags).is_some() {
-                    self.bufs.taken();
+                if kind == OpKind::RecvMulti {
+                    if cqueue::buffer_select(flags).is_some() {
+                        self.bufs.taken();
+                    } else if res == -libc::ENOBUFS {
+                        self.bufs.starved();
+                    }
                 }
                 s.queue.push_back((res, flags));
                 if !more {
@@ -436,23 +543,31 @@ impl Driver {
     }
 
     /// Blocks the thread in the ring until a completion arrives, `max` passes, or the next
-    /// timer is due.
-    fn wait(&self, max: Duration) {
-        let max = match self.timers.borrow_mut().next_in(std::time::Instant::now()) {
-            Some(d) if d.is_zero() => return,
+    /// timer is due. True when the whole `max` passed with nothing arriving.
+    fn wait(&self, max: Duration) -> bool {
+        let limit = match self.timers.borrow_mut().next_in(std::time::Instant::now()) {
+            Some(d) if d.is_zero() => return false,
             Some(d) => d.min(max),
             None => max,
         };
+        let whole = limit == max;
+        let max = limit;
+        self.bufs.refill();
         let ring = self.ring.borrow();
         let ts = types::Timespec::new()
             .sec(max.as_secs())
             .nsec(max.subsec_nanos());
         let args = types::SubmitArgs::new().timespec(&ts);
-        if let Err(e) = ring.submitter().submit_with_args(1, &args) {
-            match e.raw_os_error() {
-                Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN) => {}
-                _ => tracing::error!(error = %e, "io_uring wait failed"),
-            }
+        match ring.submitter().submit_with_args(1, &args) {
+            Ok(_) => false,
+            Err(e) => match e.raw_os_error() {
+                Some(libc::ETIME) => whole,
+                Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN) => false,
+                _ => {
+                    tracing::error!(error = %e, "io_uring wait failed");
+                    false
+                }
+            },
         }
     }
 
@@ -476,7 +591,9 @@ impl Driver {
             if n > 0 || self.unsubmitted.get() || self.stopping.get() {
                 continue;
             }
-            self.wait(IDLE_WAIT);
+            if self.wait(IDLE_WAIT) {
+                self.run_idle_hook();
+            }
         }
     }
 }

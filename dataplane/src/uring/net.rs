@@ -181,6 +181,25 @@ impl Conn {
         }
     }
 
+    /// Stops the background receive without losing data: cancels it and waits for its final
+    /// completion. Returns true when the connection is quiet (nothing received, no end of
+    /// stream, no error): the socket then has no operation in flight and can be watched with
+    /// [`Driver::notify_readable`]. Otherwise whatever arrived is kept for [`Conn::recv`].
+    pub async fn stop_recv(&mut self) -> bool {
+        if self.eof {
+            return false;
+        }
+        let Some(m) = self.recv.as_mut() else {
+            return true;
+        };
+        m.stop().await;
+        if m.has_queued() {
+            return false;
+        }
+        self.recv = None; // only the cancel's completion was queued: release the slot
+        true
+    }
+
     /// Next received bytes; `Ok(None)` at end of stream.
     pub async fn recv(&mut self) -> io::Result<Option<RecvBuf>> {
         loop {

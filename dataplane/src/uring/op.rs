@@ -144,6 +144,28 @@ impl MultiOp {
         }
     }
 
+    /// Cancels the operation and waits for its final completion, keeping every completion
+    /// that arrived queued (nothing delivered is lost; `next` still yields it).
+    pub async fn stop(&mut self) {
+        if self.ended {
+            return;
+        }
+        self.driver.cancel(self.idx);
+        std::future::poll_fn(|cx| {
+            let mut slots = self.driver.slots();
+            let s = slots.get(self.idx);
+            if s.finished {
+                return Poll::Ready(());
+            }
+            match &s.waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => s.waker = Some(cx.waker().clone()),
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
     pub async fn next(&mut self) -> Option<(i32, u32)> {
         std::future::poll_fn(|cx| self.poll_next(cx)).await
     }

@@ -105,6 +105,90 @@ fn survives_buffer_ring_exhaustion_without_losing_bytes() {
 }
 
 #[test]
+fn reuses_a_small_window_of_buffers_when_few_are_in_use() {
+    // 1024 buffers, one message at a time: the receives must keep reusing the same few
+    // buffers (a ring holding the whole pool would walk through all of them, making the whole
+    // pool resident).
+    let cfg = DriverConfig {
+        ring_entries: 64,
+        recv_buffers: 1024,
+        recv_buffer_size: 1024,
+    };
+    let (lfd, addr) = listener();
+    let client = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let mut b = [0u8; 4];
+        for i in 0..300u32 {
+            s.write_all(&i.to_le_bytes()).unwrap();
+            s.read_exact(&mut b).unwrap();
+            assert_eq!(u32::from_le_bytes(b), i);
+        }
+    });
+    with_driver(cfg, move |d| async move {
+        let mut acc = Accept::new(d.clone(), lfd);
+        let fd = acc.accept().await.unwrap();
+        let mut conn = Conn::from_fd(d.clone(), fd);
+        let mut used = std::collections::BTreeSet::new();
+        let mut n = 0;
+        while let Some(buf) = conn.recv().await.unwrap() {
+            used.insert(buf.bid());
+            n += 1;
+            let (r, _) = conn.send_all(buf).await;
+            r.unwrap();
+        }
+        assert!(n >= 300, "{n} receives");
+        // The initial window plus the one held while the ring was topped up.
+        let window = bufring::INITIAL_WINDOW;
+        assert!(
+            used.len() <= window as usize + 1,
+            "{} distinct buffers for {n} receives",
+            used.len()
+        );
+        assert_eq!(d.buffer_window(), window, "never starved");
+        close_fd(lfd);
+    });
+    client.join().unwrap();
+}
+
+#[test]
+fn grows_the_buffer_window_when_receives_find_it_empty() {
+    // Holding 200 buffers at once needs more than the initial window.
+    let cfg = DriverConfig {
+        ring_entries: 64,
+        recv_buffers: 1024,
+        recv_buffer_size: 1024,
+    };
+    let (lfd, addr) = listener();
+    let payload: Vec<u8> = (0..400 * 1024u32).map(|i| (i * 13 % 251) as u8).collect();
+    let expect = payload.clone();
+    let client = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(&payload).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    with_driver(cfg, move |d| async move {
+        let mut acc = Accept::new(d.clone(), lfd);
+        let fd = acc.accept().await.unwrap();
+        let mut conn = Conn::from_fd(d.clone(), fd);
+        let mut got = Vec::new();
+        let mut held = Vec::new();
+        while let Some(buf) = conn.recv().await.unwrap() {
+            got.extend_from_slice(buf.bytes());
+            held.push(buf);
+            if held.len() >= 200 {
+                held.clear();
+            }
+        }
+        drop(held);
+        assert!(got == expect, "bytes differ");
+        assert!(d.buffer_window() >= 128, "window {}", d.buffer_window());
+        assert_eq!(d.free_buffers(), 1024, "every buffer returned");
+        close_fd(lfd);
+    });
+    client.join().unwrap();
+}
+
+#[test]
 fn resumes_short_sends_of_a_large_buffer() {
     let (lfd, addr) = listener();
     let client = std::thread::spawn(move || {
