@@ -32,7 +32,7 @@ connections held at once, proxy RSS per connection), `latency` (`ringway-load -R
 at 50% of the slowest proxy's small-response capacity, or --rate; p50/p99/p99.9 and the latency
 each proxy adds over the direct path) and `upload` (64 MiB chunked POSTs through each proxy to
 target/release/ringway-upstream's /sha256, CPU µs per MiB and MiB/s). A bar chart of the CPU
-figures is written as a hand-made SVG (svgplot.py) to --plot (default tools/compare/out/cpu.svg).
+figures is drawn with plotters by target/release/ringway-plot (tools/src/plot.rs) to --plot (default tools/compare/out/cpu.svg).
 
 Everything it starts runs in its own process group and is stopped on exit, on error and on
 Ctrl-C (try/finally plus atexit).
@@ -51,6 +51,7 @@ import signal
 import socket
 import statistics
 import string
+import json
 import subprocess
 import sys
 import tempfile
@@ -60,7 +61,6 @@ import urllib.request
 from pathlib import Path
 
 import extras
-import svgplot
 from procstat import CLK_TCK, cpu_ticks, process_tree, rss_kib
 
 HERE = Path(__file__).resolve().parent
@@ -640,6 +640,10 @@ def find_envoy(given: str | None, install: bool) -> tuple[str | None, str]:
     )
 
 
+def target_dir_of() -> Path:
+    return Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+
+
 def write_plot(path: str, results: dict[tuple[str, str], list[Sample]], scenarios: list[Scenario],
                extra: dict[str, dict[str, float]], names: list[str]) -> None:
     panels = []
@@ -655,14 +659,18 @@ def write_plot(path: str, results: dict[tuple[str, str], list[Sample]], scenario
         panels.append(("idle keep-alive conns", "RSS KiB/conn", extra["idle"]))
     if not panels:
         return
-    svg = svgplot.bar_panels(
-        "Proxy CPU per request (medians; lower is better)",
-        panels,
-        [n for n in PEERS if n in names],
-        note=time.strftime("%Y-%m-%d") + " · 2 workers each · shared 2-vCPU VM · tools/compare/compare.py",
-    )
+    chart = {
+        "title": "Proxy CPU per request (medians; lower is better)",
+        "note": time.strftime("%Y-%m-%d") + " · 2 workers each · shared 2-vCPU VM · tools/compare/compare.py",
+        "order": [n for n in PEERS if n in names],
+        "panels": [{"title": t, "unit": u, "values": v} for t, u, v in panels],
+    }
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(svg)
+    plotter = target_dir_of() / "release" / "ringway-plot"
+    if not os.access(plotter, os.X_OK):
+        print(f"plot skipped: {plotter} not built (cargo build --release -p ringway-tools)", file=sys.stderr)
+        return
+    subprocess.run([str(plotter), "-", path], input=json.dumps(chart), text=True, check=True, timeout=60)
     print(f"plot written to {path}", file=sys.stderr)
 
 
@@ -693,7 +701,7 @@ def main() -> int:
     extra_wanted = [s for s in asked if s in EXTRA_SCENARIOS]
 
     notes: list[str] = []
-    target_dir = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    target_dir = target_dir_of()
     ringway = Path(args.ringway) if args.ringway else target_dir / "release" / "ringway"
     nginx = find_exe(args.nginx, "nginx")
     haproxy = find_exe(args.haproxy, "haproxy")
