@@ -21,6 +21,7 @@ pub mod health;
 pub mod inbuf;
 pub mod mirror;
 pub mod park;
+pub mod splice;
 
 use std::cell::Cell;
 use std::net::SocketAddr;

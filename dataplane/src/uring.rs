@@ -31,7 +31,8 @@ pub(crate) mod tests;
 pub use bufring::RecvBuf;
 pub use driver::{Driver, DriverConfig};
 pub use net::{
-    connect, send_all, sleep, timeout, timeout_opt, Accept, Conn, Elapsed, IoVecs, MaybeTimeout,
+    connect, poll_ready, send_all, sleep, timeout, timeout_opt, Accept, Conn, Elapsed, IoVecs,
+    MaybeTimeout,
 };
 
 /// Errors of driver set-up. Per-operation failures are plain `std::io::Error`s (errno).

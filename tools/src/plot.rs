@@ -61,7 +61,7 @@ fn color_of(name: &str, i: usize) -> RGBColor {
 
 /// Smallest 1/2/2.5/5 × 10^k at or above `x` (the axis top).
 pub fn nice_max(x: f64) -> f64 {
-    if !(x > 0.0) || !x.is_finite() {
+    if x.is_nan() || x <= 0.0 || x.is_infinite() {
         return 1.0;
     }
     let k = 10f64.powf(x.log10().floor());

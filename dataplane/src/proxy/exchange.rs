@@ -41,6 +41,7 @@ use crate::telemetry::{ErrorKind, PolicyEvent};
 use crate::uring::{self, send_all, timeout, Conn, IoVecs, RecvBuf};
 
 use super::inbuf::{Chain, HeadOut, InBuf, Window};
+use super::splice::{self, SPLICE_MIN_BYTES};
 use super::{Downstream, HeadView};
 
 /// Limits applied to upstream response heads.
@@ -275,6 +276,81 @@ impl BodyCursor {
             }
             ResponseFraming::CloseDelimited => Ok((input.len(), false)),
         }
+    }
+}
+
+impl BodyCursor {
+    /// Content-Length bytes still due (0 for other framings: only those are spliced).
+    fn splice_len(&self) -> u64 {
+        match self.framing {
+            ResponseFraming::Length(_) => self.remaining,
+            _ => 0,
+        }
+    }
+
+    /// The remaining Content-Length bytes were relayed without passing through `take`.
+    fn spliced(&mut self) {
+        self.remaining = 0;
+    }
+}
+
+/// Relays the rest of a Content-Length body with `splice`: pauses the upstream receive, sends
+/// what it had already delivered, then splices the remainder. Returns (body done, bytes past
+/// the body were received). Failures are fatal for the try: the response has started.
+async fn relay_by_splice(
+    w: &Rc<Worker>,
+    ds: &mut Downstream,
+    up: &mut UpstreamConn,
+    cursor: &mut BodyCursor,
+    idle: Duration,
+) -> Result<(bool, bool), TryFail> {
+    let fatal = TryFail::Fatal;
+    up.conn.pause_recv().await;
+    let mut stray = false;
+    let mut chain = Chain::default();
+    loop {
+        let b = match up.conn.take_queued() {
+            Ok(Some(b)) => b,
+            Ok(None) => break,
+            Err(_) => return Err(fatal(Failure::AfterResponseStarted)),
+        };
+        let (take, done) = cursor
+            .take(b.bytes())
+            .map_err(|_| fatal(Failure::AfterResponseStarted))?;
+        stray |= take < b.len();
+        chain.push(b, take);
+        if chain.is_full() || done {
+            let full = std::mem::take(&mut chain);
+            send_timed(&w.driver, ds.conn.fd(), idle, full)
+                .await
+                .or_fail(Failure::Downstream, Failure::Downstream)
+                .map_err(fatal)?;
+        }
+        if done {
+            // Anything still queued is past the body: the connection is not reusable.
+            stray |= matches!(up.conn.take_queued(), Ok(Some(_)) | Err(_));
+            return Ok((true, stray));
+        }
+    }
+    if !chain.is_empty() {
+        send_timed(&w.driver, ds.conn.fd(), idle, chain)
+            .await
+            .or_fail(Failure::Downstream, Failure::Downstream)
+            .map_err(fatal)?;
+    }
+    let left = cursor.splice_len();
+    if left == 0 {
+        return Ok((true, stray));
+    }
+    match splice::relay(&w.driver, &w.pipes, up.conn.fd(), ds.conn.fd(), left, idle).await {
+        Ok(()) => {
+            cursor.spliced();
+            Ok((true, stray))
+        }
+        // No pipe: nothing moved, the receive path carries on (it re-arms the receive).
+        Err(splice::SpliceError::NoPipe) => Ok((false, stray)),
+        Err(splice::SpliceError::Upstream) => Err(fatal(Failure::AfterResponseStarted)),
+        Err(splice::SpliceError::Downstream) => Err(fatal(Failure::Downstream)),
     }
 }
 
@@ -776,6 +852,11 @@ async fn try_once(
         .map_err(|_| TryFail::Fatal(Failure::BadResponse))?;
     let keep_alive = resp.keep_alive;
     started.set(true);
+    // A large body will be spliced: stop receiving now, before the body lands in receive
+    // buffers (what already arrived is kept and sent first, see `relay_by_splice`).
+    if !upgrade && cursor.splice_len() >= SPLICE_MIN_BYTES {
+        up.conn.pause_recv().await;
+    }
     let fatal = TryFail::Fatal;
     let hout = HeadOut {
         inb: std::mem::take(&mut up.inb),
@@ -801,9 +882,18 @@ async fn try_once(
     }
 
     // Rest of the response body, streamed. Bytes already buffered go first; after that,
-    // every receive buffer that is already queued joins one vectored send.
+    // every receive buffer that is already queued joins one vectored send. A large
+    // Content-Length remainder is spliced instead (see `splice`), once.
     let mut stray = false;
+    let mut splice_tried = false;
     while !done {
+        if up.inb.is_empty() && !splice_tried && cursor.splice_len() >= SPLICE_MIN_BYTES {
+            splice_tried = true;
+            let (d, s) = relay_by_splice(w, ds, &mut up, &mut cursor, idle).await?;
+            done = d;
+            stray |= s;
+            continue;
+        }
         if !up.inb.is_empty() {
             let (take, d) = cursor
                 .take(up.inb.bytes())
@@ -962,8 +1052,10 @@ async fn get_conn(
     )
     .await
     {
-        Ok(Ok(conn)) => {
+        Ok(Ok(mut conn)) => {
             w.metrics.upstream_connect(cluster, true);
+            // Large bodies stay in the socket until the exchange decides to splice them.
+            conn.set_single_shot();
             Ok(UpstreamConn {
                 conn,
                 inb: InBuf::default(),

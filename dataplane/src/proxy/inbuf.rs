@@ -184,6 +184,10 @@ impl Chain {
         self.n == CHAIN_MAX
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
     /// Adds `buf`, of which the first `len` bytes are sent.
     pub fn push(&mut self, buf: RecvBuf, len: usize) {
         debug_assert!(!self.is_full());

@@ -128,6 +128,8 @@ pub struct Worker {
     pub mirror: crate::proxy::mirror::MirrorQueue,
     /// Idle keep-alive client connections held without a task.
     pub lot: crate::proxy::park::ParkingLot,
+    /// Idle pipes for spliced body relays.
+    pub pipes: crate::proxy::splice::PipePool,
 }
 
 impl Worker {
@@ -225,6 +227,7 @@ pub async fn run(
         peers,
         mirror: Default::default(),
         lot: Default::default(),
+        pipes: Default::default(),
     });
     crate::proxy::mirror::spawn_senders(&w);
     let parking = glommio::spawn_local(crate::proxy::park::run(w.clone()));

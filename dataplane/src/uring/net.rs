@@ -125,6 +125,8 @@ pub struct Conn {
     fd: RawFd,
     recv: Option<MultiOp>,
     eof: bool,
+    /// Receive one buffer per armed receive instead of a multishot receive.
+    single_shot: bool,
 }
 
 impl Conn {
@@ -135,7 +137,17 @@ impl Conn {
             fd,
             recv: None,
             eof: false,
+            single_shot: false,
         }
+    }
+
+    /// Each armed receive takes one buffer and ends (instead of a multishot receive that
+    /// keeps draining the socket into buffers). Costs one submission per buffer; in exchange
+    /// the bytes after the first buffer stay in the socket until asked for, so the owner can
+    /// decide how to move them (upstream connections: splice a large body, see
+    /// `proxy::splice`).
+    pub fn set_single_shot(&mut self) {
+        self.single_shot = true;
     }
 
     pub fn fd(&self) -> RawFd {
@@ -153,10 +165,18 @@ impl Conn {
 
     fn arm(&mut self) {
         let fd = self.fd;
+        let single = self.single_shot;
         // SAFETY: the entry points to no memory; buffers come from the registered ring.
         let idx = unsafe {
             self.driver.submit(OpKind::RecvMulti, |_| {
-                opcode::RecvMulti::new(types::Fd(fd), RECV_GROUP).build()
+                if single {
+                    opcode::Recv::new(types::Fd(fd), std::ptr::null_mut(), 0)
+                        .buf_group(RECV_GROUP)
+                        .build()
+                        .flags(io_uring::squeue::Flags::BUFFER_SELECT)
+                } else {
+                    opcode::RecvMulti::new(types::Fd(fd), RECV_GROUP).build()
+                }
             })
         };
         self.recv = Some(MultiOp::new(self.driver.clone(), idx, OpKind::RecvMulti));
@@ -198,6 +218,59 @@ impl Conn {
         }
         self.recv = None; // only the cancel's completion was queued: release the slot
         true
+    }
+
+    /// Stops the background receive (cancels it and waits for its final completion) but keeps
+    /// what it delivered, to be taken with [`Conn::take_queued`]. No receive is armed again
+    /// until [`Conn::recv`] or [`Conn::start_recv`]; meanwhile the socket can be read
+    /// directly (e.g. spliced).
+    pub async fn pause_recv(&mut self) {
+        if let Some(m) = self.recv.as_mut() {
+            m.stop().await;
+        }
+    }
+
+    /// After [`Conn::pause_recv`]: the next buffer the stopped receive delivered, without
+    /// arming a new receive; `Ok(None)` once none is left. End of stream is an
+    /// `UnexpectedEof` error (the caller expected more bytes).
+    pub fn take_queued(&mut self) -> io::Result<Option<RecvBuf>> {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            let Some(m) = self.recv.as_mut() else {
+                return Ok(None);
+            };
+            match m.poll_next(&mut cx) {
+                std::task::Poll::Ready(Some((res, flags))) => {
+                    let bid = cqueue::buffer_select(flags);
+                    if res > 0 {
+                        return match bid {
+                            Some(bid) => {
+                                Ok(Some(RecvBuf::new(self.driver.clone(), bid, res as u32)))
+                            }
+                            None => Err(io::Error::other("receive completed without a buffer")),
+                        };
+                    }
+                    if let Some(bid) = bid {
+                        self.driver.give_back(bid);
+                    }
+                    if res == 0 {
+                        self.eof = true;
+                        self.recv = None;
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                    if res == -libc::ECANCELED || res == -libc::EINTR || res == -libc::ENOBUFS {
+                        continue;
+                    }
+                    return Err(errno(res));
+                }
+                std::task::Poll::Ready(None) => {
+                    self.recv = None;
+                    return Ok(None);
+                }
+                // Not stopped: nothing more is queued right now.
+                std::task::Poll::Pending => return Ok(None),
+            }
+        }
     }
 
     /// Next received bytes; `Ok(None)` at end of stream.
@@ -375,6 +448,23 @@ pub async fn connect(driver: &Rc<Driver>, addr: SocketAddr) -> io::Result<Conn> 
         return Err(errno(c.res));
     }
     Ok(conn)
+}
+
+/// Waits until `fd` is ready for `events` (`POLLIN`, `POLLOUT`, ...); returns the events
+/// that are ready (errors and hang-ups included, as `poll(2)` reports them).
+pub async fn poll_ready(driver: &Rc<Driver>, fd: RawFd, events: i16) -> io::Result<i16> {
+    // SAFETY: a poll entry points to no memory.
+    let op = unsafe {
+        let idx = driver.submit(OpKind::Single, |_| {
+            opcode::PollAdd::new(types::Fd(fd), events as u16 as u32).build()
+        });
+        Op::new(driver.clone(), idx, ())
+    };
+    let c = op.await;
+    if c.res < 0 {
+        return Err(errno(c.res));
+    }
+    Ok(c.res as i16)
 }
 
 /// Completes after `dur`: a per-core timer the driver checks on every pass (no system call,

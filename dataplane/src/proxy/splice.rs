@@ -1,0 +1,173 @@
+//! Zero-copy relay of large response bodies: `splice(2)` from the upstream socket into a pipe
+//! and from the pipe into the client socket, so the body's bytes never enter user memory.
+//!
+//! Used for the part of a Content-Length response body that is still to come once the
+//! upstream receive has been paused ([`crate::uring::Conn::pause_recv`]) and what it had
+//! already delivered was sent. For a large body the two copies through user memory (receive
+//! and send) are most of the proxy's CPU; a pipe moves page references instead.
+//!
+//! The splices are non-blocking system calls made by the worker itself; when a side is not
+//! ready the worker waits for it with an io_uring poll (never a blocking call, and never an
+//! io_uring `SPLICE`, which the kernel runs on a helper thread when a socket is not ready).
+//!
+//! Invariants: a pipe goes back to the worker's pool only empty; a pipe that may still hold
+//! bytes (an error mid-relay) is closed. Waits are bounded by the idle timeout.
+
+use std::cell::RefCell;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::uring::{poll_ready, timeout, Driver};
+
+/// Bodies with at least this much left after what is buffered are spliced.
+pub const SPLICE_MIN_BYTES: u64 = 64 * 1024;
+/// Pipe capacity asked for (the kernel may keep its default of 64 KiB).
+const PIPE_BYTES: i32 = 256 * 1024;
+/// Idle pipes kept per worker.
+const POOL_MAX: usize = 64;
+
+/// A pipe (read end, write end), closed on drop.
+pub struct Pipe {
+    r: RawFd,
+    w: RawFd,
+}
+
+impl Pipe {
+    fn new() -> std::io::Result<Pipe> {
+        let mut fds = [0 as RawFd; 2];
+        // SAFETY: `fds` is a valid array of two descriptors for pipe2 to fill.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // Best effort: a larger pipe moves more per system call; the default still works.
+        // SAFETY: plain fcntl on the descriptor just created.
+        unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, PIPE_BYTES) };
+        Ok(Pipe {
+            r: fds[0],
+            w: fds[1],
+        })
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        // SAFETY: both descriptors are owned by this pipe and closed once.
+        unsafe {
+            libc::close(self.r);
+            libc::close(self.w);
+        }
+    }
+}
+
+/// A worker's idle pipes.
+#[derive(Default)]
+pub struct PipePool {
+    idle: RefCell<Vec<Pipe>>,
+}
+
+impl PipePool {
+    fn get(&self) -> std::io::Result<Pipe> {
+        match self.idle.borrow_mut().pop() {
+            Some(p) => Ok(p),
+            None => Pipe::new(),
+        }
+    }
+
+    fn put(&self, p: Pipe) {
+        let mut idle = self.idle.borrow_mut();
+        if idle.len() < POOL_MAX {
+            idle.push(p);
+        }
+    }
+}
+
+/// Why a spliced relay stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpliceError {
+    /// The upstream closed, reset or stalled for the idle timeout before the body ended.
+    Upstream,
+    /// The client closed, reset or stopped reading for the idle timeout.
+    Downstream,
+    /// No pipe could be made (descriptor limit); nothing was moved.
+    NoPipe,
+}
+
+/// One non-blocking splice of up to `len` bytes; `Ok(None)` when it would block, `Ok(Some(0))`
+/// at end of stream.
+fn splice_once(from: RawFd, to: RawFd, len: usize) -> std::io::Result<Option<usize>> {
+    loop {
+        // SAFETY: plain system call on descriptors the caller owns; null offsets (sockets,
+        // pipes).
+        let n = unsafe {
+            libc::splice(
+                from,
+                std::ptr::null_mut(),
+                to,
+                std::ptr::null_mut(),
+                len,
+                libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+            )
+        };
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EAGAIN) => return Ok(None),
+            Some(libc::EINTR) => continue,
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Waits until `fd` is ready for `events`, at most `idle`; false on timeout or error.
+async fn wait_ready(driver: &Rc<Driver>, fd: RawFd, events: i16, idle: Duration) -> bool {
+    matches!(
+        timeout(driver, idle, poll_ready(driver, fd, events)).await,
+        Ok(Ok(_))
+    )
+}
+
+/// Moves exactly `len` bytes from socket `from` to socket `to` through a pipe.
+pub async fn relay(
+    driver: &Rc<Driver>,
+    pipes: &PipePool,
+    from: RawFd,
+    to: RawFd,
+    len: u64,
+    idle: Duration,
+) -> Result<(), SpliceError> {
+    let pipe = pipes.get().map_err(|_| SpliceError::NoPipe)?;
+    let mut left = len;
+    while left > 0 {
+        let want = left.min(PIPE_BYTES as u64) as usize;
+        let got = match splice_once(from, pipe.w, want) {
+            Ok(Some(0)) => return Err(SpliceError::Upstream), // end of stream: body cut short
+            Ok(Some(n)) => n,
+            Ok(None) => {
+                if !wait_ready(driver, from, libc::POLLIN, idle).await {
+                    return Err(SpliceError::Upstream);
+                }
+                continue;
+            }
+            Err(_) => return Err(SpliceError::Upstream),
+        };
+        let mut out = 0;
+        while out < got {
+            match splice_once(pipe.r, to, got - out) {
+                Ok(Some(0)) => return Err(SpliceError::Downstream),
+                Ok(Some(n)) => out += n,
+                Ok(None) => {
+                    if !wait_ready(driver, to, libc::POLLOUT, idle).await {
+                        return Err(SpliceError::Downstream);
+                    }
+                }
+                Err(_) => return Err(SpliceError::Downstream),
+            }
+        }
+        left -= got as u64;
+    }
+    pipes.put(pipe);
+    Ok(())
+}
