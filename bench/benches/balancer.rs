@@ -3,10 +3,13 @@
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion};
 use ringway::cluster::hash::hash_bytes;
 use ringway::cluster::{Balancer, FastRng, PickContext};
 use ringway::config::LbPolicy;
+use ringway_bench::Group;
+
+ringway_bench::count_allocations!();
 
 fn bench_balancers(c: &mut Criterion) {
     let policies = [
@@ -15,24 +18,22 @@ fn bench_balancers(c: &mut Criterion) {
         ("random", LbPolicy::Random),
         ("ring_hash", LbPolicy::RingHash),
     ];
-    let mut g = c.benchmark_group("balancer_pick");
+    let mut g = Group::new(c, "balancer_pick");
     for n in [3usize, 50] {
         for (name, policy) in policies {
             let mut balancer = Balancer::new(policy, n, 7);
             let mut keys = FastRng::new(3);
-            g.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
-                b.iter(|| {
-                    let ctx = PickContext {
-                        hash: hash_bytes(&keys.next_u64().to_le_bytes()),
-                        ..PickContext::ANY
-                    };
-                    let picked = balancer.pick(black_box(&ctx));
-                    if let Some(i) = picked {
-                        balancer.on_request_start(i);
-                        balancer.on_request_end(i);
-                    }
-                    black_box(picked)
-                })
+            g.bench(format!("{name}/{n}"), || {
+                let ctx = PickContext {
+                    hash: hash_bytes(&keys.next_u64().to_le_bytes()),
+                    ..PickContext::ANY
+                };
+                let picked = balancer.pick(black_box(&ctx));
+                if let Some(i) = picked {
+                    balancer.on_request_start(i);
+                    balancer.on_request_end(i);
+                }
+                black_box(picked)
             });
         }
     }
@@ -41,15 +42,13 @@ fn bench_balancers(c: &mut Criterion) {
     for (name, policy) in policies {
         let mut balancer = Balancer::new(policy, 50, 7);
         let mut keys = FastRng::new(3);
-        g.bench_function(BenchmarkId::new(format!("{name}_excl_ejected"), 50), |b| {
-            b.iter(|| {
-                let ctx = PickContext {
-                    hash: hash_bytes(&keys.next_u64().to_le_bytes()),
-                    exclude: Some(1),
-                    unavailable: &unavailable,
-                };
-                black_box(balancer.pick(black_box(&ctx)))
-            })
+        g.bench(format!("{name}_excl_ejected/50"), || {
+            let ctx = PickContext {
+                hash: hash_bytes(&keys.next_u64().to_le_bytes()),
+                exclude: Some(1),
+                unavailable: &unavailable,
+            };
+            black_box(balancer.pick(black_box(&ctx)))
         });
     }
     g.finish();

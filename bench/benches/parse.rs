@@ -2,6 +2,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use ringway::http::{parse_request_head, HeadLimits, Parsed, RequestHead};
+use ringway_bench::Group;
 
 const SMALL: &[u8] = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n";
 
@@ -29,10 +30,12 @@ fn forty_headers() -> Vec<u8> {
     v
 }
 
+ringway_bench::count_allocations!();
+
 fn bench_parse(c: &mut Criterion) {
     let limits = HeadLimits::default();
     let forty = forty_headers();
-    let mut group = c.benchmark_group("parse_request_head");
+    let mut group = Group::new(c, "parse_request_head");
     for (name, input) in [
         ("small", SMALL),
         ("typical", TYPICAL),
@@ -43,12 +46,12 @@ fn bench_parse(c: &mut Criterion) {
             parse_request_head(input, &limits, &mut head),
             Ok(Parsed::Complete(input.len()))
         );
-        group.throughput(Throughput::Bytes(input.len() as u64));
-        group.bench_function(name, |b| {
-            b.iter(|| {
-                let r = parse_request_head(black_box(input), &limits, &mut head);
-                black_box(r).ok();
-            })
+        group
+            .criterion()
+            .throughput(Throughput::Bytes(input.len() as u64));
+        group.bench(name, || {
+            let r = parse_request_head(black_box(input), &limits, &mut head);
+            black_box(r).ok();
         });
     }
     group.finish();

@@ -13,9 +13,12 @@ use ringway::config::{
 };
 use ringway::policy::retry::RetryBudget;
 use ringway::policy::{fault, RouteState, TokenBucket};
+use ringway_bench::Group;
+
+ringway_bench::count_allocations!();
 
 fn bench_policy(c: &mut Criterion) {
-    let mut g = c.benchmark_group("policy");
+    let mut g = Group::new(c, "policy");
     let t0 = Instant::now();
     let step = Duration::from_micros(10);
 
@@ -23,18 +26,16 @@ fn bench_policy(c: &mut Criterion) {
     let breaker: Option<CircuitBreaker> = None;
     let mut outlier: Option<OutlierDetector> = None;
     let mut rng = FastRng::new(1);
-    g.bench_function("unconfigured_route", |b| {
-        b.iter(|| {
-            let r = black_box(&mut route);
-            let admitted = r.admit(t0).is_ok();
-            let fault = r.fault(&mut rng);
-            r.record_request(t0);
-            let guard = black_box(&breaker).as_ref().map(|b| b.try_start_request());
-            let mask = black_box(&mut outlier)
-                .as_mut()
-                .map(|o| o.unavailable(t0).len());
-            black_box((admitted, fault, guard.is_some(), mask))
-        })
+    g.bench("unconfigured_route", || {
+        let r = black_box(&mut route);
+        let admitted = r.admit(t0).is_ok();
+        let fault = r.fault(&mut rng);
+        r.record_request(t0);
+        let guard = black_box(&breaker).as_ref().map(|b| b.try_start_request());
+        let mask = black_box(&mut outlier)
+            .as_mut()
+            .map(|o| o.unavailable(t0).len());
+        black_box((admitted, fault, guard.is_some(), mask))
     });
 
     let limit = RateLimit {
@@ -43,21 +44,17 @@ fn bench_policy(c: &mut Criterion) {
     };
     let mut bucket = TokenBucket::new(&limit, 4, t0);
     let mut now = t0;
-    g.bench_function("token_bucket_take", |b| {
-        b.iter(|| {
-            now += step;
-            black_box(bucket.try_take(black_box(now)))
-        })
+    g.bench("token_bucket_take", || {
+        now += step;
+        black_box(bucket.try_take(black_box(now)))
     });
 
     let mut budget = RetryBudget::with_params(20, 10, 10, 4, t0);
     let mut now = t0;
-    g.bench_function("budget_record_try", |b| {
-        b.iter(|| {
-            now += step;
-            budget.record_request(now);
-            black_box(budget.try_retry(black_box(now)))
-        })
+    g.bench("budget_record_try", || {
+        now += step;
+        budget.record_request(now);
+        black_box(budget.try_retry(black_box(now)))
     });
 
     let breaker = CircuitBreaker::new(
@@ -68,12 +65,10 @@ fn bench_policy(c: &mut Criterion) {
         },
         4,
     );
-    g.bench_function("breaker_start_finish", |b| {
-        b.iter(|| {
-            let guard = black_box(&breaker).try_start_request();
-            black_box(&guard);
-            drop(guard);
-        })
+    g.bench("breaker_start_finish", || {
+        let guard = black_box(&breaker).try_start_request();
+        black_box(&guard);
+        drop(guard);
     });
 
     let cfg = OutlierDetection {
@@ -86,19 +81,17 @@ fn bench_policy(c: &mut Criterion) {
     let mut detector = OutlierDetector::new(cfg, 50);
     let mut now = t0;
     let mut i = 0usize;
-    g.bench_function("outlier_record_unavailable_50", |b| {
-        b.iter(|| {
-            now += step;
-            i = (i + 1) % 50;
-            // Mostly successes, a failing endpoint every few hundred requests.
-            let outcome = if rng.below(100) < 3 {
-                Outcome::GatewayFailure
-            } else {
-                Outcome::Success
-            };
-            detector.record(i, outcome, now);
-            black_box(detector.unavailable(now).len())
-        })
+    g.bench("outlier_record_unavailable_50", || {
+        now += step;
+        i = (i + 1) % 50;
+        // Mostly successes, a failing endpoint every few hundred requests.
+        let outcome = if rng.below(100) < 3 {
+            Outcome::GatewayFailure
+        } else {
+            Outcome::Success
+        };
+        detector.record(i, outcome, now);
+        black_box(detector.unavailable(now).len())
     });
 
     let fp = FaultPolicy {
@@ -107,22 +100,20 @@ fn bench_policy(c: &mut Criterion) {
         abort_status: Some(503),
         abort_percent: Percent(1_000),
     };
-    g.bench_function("fault_decide", |b| {
-        b.iter(|| black_box(fault::decide(black_box(&fp), &mut rng)))
+    g.bench("fault_decide", || {
+        black_box(fault::decide(black_box(&fp), &mut rng))
     });
 
     let health: Vec<bool> = (0..50).map(|i| i % 7 == 0).collect();
     let ejected: Vec<bool> = (0..50).map(|i| i % 11 == 0).collect();
     let mut out = Vec::with_capacity(50);
-    g.bench_function("merge_unavailable_50", |b| {
-        b.iter(|| {
-            black_box(merge_unavailable(
-                black_box(&health),
-                black_box(&ejected),
-                &mut out,
-                AllUnhealthy::FailOpen,
-            ))
-        })
+    g.bench("merge_unavailable_50", || {
+        black_box(merge_unavailable(
+            black_box(&health),
+            black_box(&ejected),
+            &mut out,
+            AllUnhealthy::FailOpen,
+        ))
     });
     g.finish();
 }

@@ -11,6 +11,9 @@ use ringway::config::{
     WeightedCluster,
 };
 use ringway::route::{Action, RequestParts, RouteTable, Selection};
+use ringway_bench::Group;
+
+ringway_bench::count_allocations!();
 
 fn route(matcher: RouteMatch, action: RouteAction) -> RouteConfig {
     RouteConfig {
@@ -121,15 +124,11 @@ fn bench_route(c: &mut Criterion) {
     assert!(matches!(table.resolve(&last), Selection::Route(r) if r.index == 9));
     assert!(matches!(table.resolve(&miss), Selection::Default(_)));
 
-    let mut g = c.benchmark_group("route_select_10");
-    g.bench_function("hit_first", |b| {
-        b.iter(|| black_box(table.resolve(black_box(&first))))
-    });
-    g.bench_function("hit_last", |b| {
-        b.iter(|| black_box(table.resolve(black_box(&last))))
-    });
-    g.bench_function("default_cluster", |b| {
-        b.iter(|| black_box(table.resolve(black_box(&miss))))
+    let mut g = Group::new(c, "route_select_10");
+    g.bench("hit_first", || black_box(table.resolve(black_box(&first))));
+    g.bench("hit_last", || black_box(table.resolve(black_box(&last))));
+    g.bench("default_cluster", || {
+        black_box(table.resolve(black_box(&miss)))
     });
     g.finish();
 
@@ -137,9 +136,9 @@ fn bench_route(c: &mut Criterion) {
         panic!("route 1 is a split")
     };
     let mut rng = FastRng::new(1);
-    c.bench_function("split_pick_2", |b| {
-        b.iter(|| black_box(split.pick_cluster(&mut rng)))
-    });
+    let mut g = Group::new(c, "split");
+    g.bench("pick_2", || black_box(split.pick_cluster(&mut rng)));
+    g.finish();
 }
 
 criterion_group!(benches, bench_route);
