@@ -16,6 +16,7 @@
 //! a request with an error is answered with the status of `error::ProxyError` and the
 //! connection closes; nothing per request allocates once the connection's buffers have grown.
 
+pub mod conn_slab;
 pub mod exchange;
 pub mod health;
 pub mod inbuf;
@@ -111,31 +112,33 @@ impl Downstream {
 
 /// The full connection task: requests until the connection closes or idles long enough to
 /// park. Parking ends this task (and frees its state, ≈ 10 KB) in favour of an entry in the
-/// worker's parking lot ([`park`]).
+/// worker's parking lot ([`park`]). The state lives in a block of the worker's connection
+/// slab ([`conn_slab`]), whose pages go back to the kernel once the connection parks.
 fn run(
     w: Rc<Worker>,
     listener: usize,
-    mut ds: Downstream,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
-    // Boxed: the parking lot spawns it again (one allocation per wake after an idle period,
-    // never between back-to-back requests).
-    Box::pin(async move {
-        loop {
-            match serve_requests(&w, listener, &mut ds).await {
-                Exit::Closed => break,
-                Exit::Park(deadline) => {
-                    // Bytes that raced with the decision stay queued: serve them instead.
-                    if ds.conn.stop_recv().await {
-                        let Downstream { conn, peer, .. } = ds;
-                        w.lot.park(conn, peer, listener, deadline);
-                        return;
-                    }
+    ds: Downstream,
+) -> conn_slab::ConnTask<impl std::future::Future<Output = ()>> {
+    let slab = w.conn_slab.clone();
+    conn_slab::ConnTask::new(&slab, connection(w, listener, ds))
+}
+
+async fn connection(w: Rc<Worker>, listener: usize, mut ds: Downstream) {
+    loop {
+        match serve_requests(&w, listener, &mut ds).await {
+            Exit::Closed => break,
+            Exit::Park(deadline) => {
+                // Bytes that raced with the decision stay queued: serve them instead.
+                if ds.conn.stop_recv().await {
+                    let Downstream { conn, peer, .. } = ds;
+                    w.lot.park(conn, peer, listener, deadline);
+                    return;
                 }
             }
         }
-        w.metrics.connection_closed(listener);
-        w.conn_closed();
-    })
+    }
+    w.metrics.connection_closed(listener);
+    w.conn_closed();
 }
 
 /// Gives a parked connection that became readable a full connection task again.

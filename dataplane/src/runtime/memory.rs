@@ -18,4 +18,7 @@ pub const COLLECT_EVERY: Duration = Duration::from_millis(250);
 pub fn collect() {
     // SAFETY: mi_collect takes no pointers and may be called from any thread at any time.
     unsafe { libmimalloc_sys::mi_collect(true) };
+    if std::env::var_os("RW_DEBUG").is_some() {
+        eprintln!("collect");
+    }
 }

@@ -130,6 +130,8 @@ pub struct Worker {
     pub lot: crate::proxy::park::ParkingLot,
     /// Idle pipes for spliced body relays.
     pub pipes: crate::proxy::splice::PipePool,
+    /// Page-backed blocks holding active connection tasks.
+    pub conn_slab: crate::proxy::conn_slab::ConnSlab,
 }
 
 impl Worker {
@@ -228,6 +230,7 @@ pub async fn run(
         mirror: Default::default(),
         lot: Default::default(),
         pipes: Default::default(),
+        conn_slab: Default::default(),
     });
     crate::proxy::mirror::spawn_senders(&w);
     let parking = glommio::spawn_local(crate::proxy::park::run(w.clone()));
