@@ -185,6 +185,8 @@ pub struct Driver {
     /// Called when the worker is about to sleep, at most once per `idle_hook_every`.
     idle_hook: Cell<Option<IdleHook>>,
     idle_hook_last: Cell<Option<std::time::Instant>>,
+    /// The last wait returned because completions arrived (they are in the queue already).
+    woke_with_completions: Cell<bool>,
 }
 
 impl Driver {
@@ -224,6 +226,7 @@ impl Driver {
             notify_live: Cell::new(0),
             idle_hook: Cell::new(None),
             idle_hook_last: Cell::new(None),
+            woke_with_completions: Cell::new(false),
         }))
     }
 
@@ -441,16 +444,25 @@ impl Driver {
             let mut ring = self.ring.borrow_mut();
             let to_submit = ring.submission().len() as u32;
             self.unsubmitted.set(false);
-            // SAFETY: GETEVENTS with no argument; the entries' memory is guaranteed by
-            // `submit`'s contract.
-            let r = unsafe {
-                ring.submitter()
-                    .enter::<libc::sigset_t>(to_submit, 0, IORING_ENTER_GETEVENTS, None)
-            };
-            if let Err(e) = r {
-                match e.raw_os_error() {
-                    Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN) => {}
-                    _ => tracing::error!(error = %e, "io_uring enter failed"),
+            // Right after a wait that returned completions with nothing new to submit, the
+            // completions are already in the queue: reap them without another system call.
+            let woke = self.woke_with_completions.replace(false);
+            if !(woke && to_submit == 0) {
+                // SAFETY: GETEVENTS with no argument; the entries' memory is guaranteed by
+                // `submit`'s contract.
+                let r = unsafe {
+                    ring.submitter().enter::<libc::sigset_t>(
+                        to_submit,
+                        0,
+                        IORING_ENTER_GETEVENTS,
+                        None,
+                    )
+                };
+                if let Err(e) = r {
+                    match e.raw_os_error() {
+                        Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN) => {}
+                        _ => tracing::error!(error = %e, "io_uring enter failed"),
+                    }
                 }
             }
             let mut done = self.completions.borrow_mut();
@@ -559,7 +571,10 @@ impl Driver {
             .nsec(max.subsec_nanos());
         let args = types::SubmitArgs::new().timespec(&ts);
         match ring.submitter().submit_with_args(1, &args) {
-            Ok(_) => false,
+            Ok(_) => {
+                self.woke_with_completions.set(true);
+                false
+            }
             Err(e) => match e.raw_os_error() {
                 Some(libc::ETIME) => whole,
                 Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN) => false,
