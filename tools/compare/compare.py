@@ -240,6 +240,10 @@ class Target:
     upload_port: int = 0  # a listener that forwards to the ringway-upstream sink
 
 
+# Set from --haproxy-splice in main().
+HAPROXY_SPLICE = False
+
+
 def render(template: str, dest: Path, **values) -> Path:
     text = string.Template((TEMPLATES / template).read_text()).substitute(**values)
     dest.write_text(text)
@@ -310,7 +314,8 @@ def start_proxy(name: str, exe: str, tmp: Path, upstream_port: int, sink_port: i
         )
         proc = start_nginx(exe, conf, tmp, log)
     elif name == "haproxy":
-        conf = render("haproxy.cfg", tmp / "haproxy.cfg", tmp=tmp, **ports)
+        extra = "    option splice-response\n" if HAPROXY_SPLICE else ""
+        conf = render("haproxy.cfg", tmp / "haproxy.cfg", tmp=tmp, haproxy_extra=extra, **ports)
         proc = spawn([exe, "-db", "-f", str(conf)], log)
     elif name == "envoy":
         admin = free_port()
@@ -479,6 +484,7 @@ def report(
         f"{args.rounds} round(s), interleaved; each run: {args.warmup} s wrk warm-up, then "
         f"`wrk -t2 -c<C> -d{args.duration}s --latency`. Medians over rounds. CPU = utime+stime of "
         "the proxy's whole process tree over the measured run, divided by wrk's request count."
+        + (" HAProxy ran with `option splice-response` (--haproxy-splice)." if HAPROXY_SPLICE else "")
     )
     lines.append("")
     lines.append(
@@ -594,6 +600,9 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--wrk", default=None, help="wrk binary (default: from PATH)")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (configs, logs)")
+    p.add_argument("--haproxy-splice", action="store_true",
+                   help="run HAProxy with `option splice-response` (kernel splicing of response bodies, "
+                        "off by default in HAProxy; Ringway splices large bodies by default)")
     p.add_argument("--quick", action="store_true", help="smoke test: 1 round, 2 s runs")
     args = p.parse_args()
     if args.quick:
@@ -676,6 +685,8 @@ def write_plot(path: str, results: dict[tuple[str, str], list[Sample]], scenario
 
 def main() -> int:
     args = parse_args()
+    global HAPROXY_SPLICE
+    HAPROXY_SPLICE = args.haproxy_splice
     # Ctrl-C raises KeyboardInterrupt even when SIGINT was inherited as ignored (background
     # jobs); SIGTERM and SIGHUP raise SystemExit. Either way finally/atexit stop everything.
     signal.signal(signal.SIGINT, signal.default_int_handler)
