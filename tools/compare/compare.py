@@ -666,10 +666,12 @@ def write_plot(path: str, results: dict[tuple[str, str], list[Sample]], scenario
         panels.append(("64 MiB chunked upload", "CPU µs/MiB", extra["upload"]))
     if "idle" in extra:
         panels.append(("idle keep-alive conns", "RSS KiB/conn", extra["idle"]))
+    if "latency_p99" in extra:
+        panels.append(("added p99 at fixed rate", "µs", extra["latency_p99"]))
     if not panels:
         return
     chart = {
-        "title": "Proxy CPU per request (medians; lower is better)",
+        "title": "Ringway vs nginx, HAProxy and Envoy: CPU and memory (medians; lower is better)",
         "note": time.strftime("%Y-%m-%d") + " · 2 workers each · shared 2-vCPU VM · tools/compare/compare.py",
         "order": [n for n in PEERS if n in names],
         "panels": [{"title": t, "unit": u, "values": v} for t, u, v in panels],

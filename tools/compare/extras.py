@@ -280,6 +280,9 @@ def run_extras(
                       file=sys.stderr, flush=True)
         md += report_latency(lat, rate, how, args.latency_connections, args.duration)
         plot["latency"] = {n: _med(s.cpu_us for s in ss) for n, ss in lat.items() if n != "direct"}
+        if "direct" in lat:
+            d99 = _med(s.p99_us for s in lat["direct"])
+            plot["latency_p99"] = {n: _med(s.p99_us for s in ss) - d99 for n, ss in lat.items() if n != "direct"}
     if "upload" in wanted and sink is not None:
         digest = upload_digest()
         up: dict[str, list[UploadSample]] = {}

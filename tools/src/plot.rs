@@ -166,7 +166,7 @@ fn draw_panel(
         )
         .margin(8)
         .x_label_area_size(22)
-        .y_label_area_size(44)
+        .y_label_area_size(54)
         // A segmented range 0..k has k + 1 segments; one bar still needs a range of two.
         .build_cartesian_2d((0..n.max(2) - 1).into_segmented(), 0f64..top)?;
     let names: Vec<&str> = bars.iter().map(|b| b.0).collect();
