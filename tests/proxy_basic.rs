@@ -630,4 +630,7 @@ fn spliced_large_bodies_interleave_with_small_ones_and_keep_the_upstream_connect
         1.0,
         "one upstream connection served all six"
     );
+    // Connection state lives in the page-backed slab (a heap fallback is logged once).
+    let log = rig.proxy.stderr_text();
+    assert!(!log.contains("does not fit a slab block"), "{log}");
 }

@@ -204,3 +204,64 @@ fn timeout_after_the_response_head_closes_the_client_connection() {
         t0.elapsed()
     );
 }
+
+/// An upstream that answers every request with a 100,000-byte body (`Content-Length:
+/// 100000`) followed by bytes that belong to no response, and keeps the connection open.
+/// Returns its address and a counter of accepted connections.
+fn overlong_upstream() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        let mut resp =
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n".to_vec();
+                        resp.extend((0..100_000).map(|i| b'a' + (i % 26) as u8));
+                        resp.extend_from_slice(b"GARBAGE AFTER THE BODY\r\n\r\n");
+                        if s.write_all(&resp).is_err() {
+                            return;
+                        }
+                    }
+                    match s.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// Bytes an upstream sends past a (spliced) Content-Length body must not be taken for the
+/// next response: that upstream connection is not reused.
+#[test]
+fn bytes_past_a_spliced_body_keep_the_upstream_connection_out_of_the_pool() {
+    let (addr, accepted) = overlong_upstream();
+    let rig = Rig::simple(1, addr, "");
+    let mut c = rig.client();
+    let want: Vec<u8> = (0..100_000).map(|i| b'a' + (i % 26) as u8).collect();
+    // Pipelined: the proxy takes the second request right after relaying the first response,
+    // before anything else could notice the leftover bytes.
+    c.send_raw(b"GET /big0 HTTP/1.1\r\nHost: x\r\n\r\nGET /big1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    for i in 0..2 {
+        let r = c.read_response().unwrap();
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+        assert!(r.body == want, "request {i}: body differs");
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "each response left bytes behind, so each request needed a fresh connection"
+    );
+}

@@ -120,7 +120,17 @@ fn run(
     ds: Downstream,
 ) -> conn_slab::ConnTask<impl std::future::Future<Output = ()>> {
     let slab = w.conn_slab.clone();
-    conn_slab::ConnTask::new(&slab, connection(w, listener, ds))
+    let task = conn_slab::ConnTask::new(&slab, connection(w, listener, ds));
+    if matches!(task, conn_slab::ConnTask::Heap(_)) {
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                bytes = conn_slab::connection_state_bytes(&task),
+                "connection state does not fit a slab block; using the heap"
+            );
+        }
+    }
+    task
 }
 
 async fn connection(w: Rc<Worker>, listener: usize, mut ds: Downstream) {

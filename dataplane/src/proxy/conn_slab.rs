@@ -5,13 +5,13 @@
 //! Why: a worker's connections come and go in bursts and then sit parked (see `park`) for
 //! minutes. On the general heap, the freed 10 KB states of a burst leave allocator pages that
 //! one surviving block keeps committed, so an idle worker stays as large as its busiest
-//! moment. Here every block is whole pages: a freed block beyond the [`HOT_BLOCKS`] most
-//! recently freed has its pages returned to the kernel (`MADV_DONTNEED`) at once, and a
-//! reused block costs only the pages the new connection touches.
+//! moment. Here every block is whole pages: the [`HOT_BLOCKS`] most recently freed blocks stay
+//! resident for quick reuse; an older freed block has its pages returned to the kernel
+//! (`MADV_DONTNEED`), and reusing it costs only the pages the new connection touches.
 //!
 //! Invariants: blocks are [`BLOCK_BYTES`] long, page aligned, inside mappings owned by the
 //! slab, which outlive every [`SlabBox`] (each holds an `Rc` of the slab). A block is either
-//! on the free list or owned by exactly one `SlabBox`. A future too large or too aligned for a
+//! free (hot: resident; cold: no resident pages) or owned by exactly one `SlabBox`. A future too large or too aligned for a
 //! block, or a failed mapping, falls back to the heap ([`ConnTask::Heap`]).
 
 use std::cell::RefCell;
@@ -31,8 +31,10 @@ const PAGE: usize = 4096;
 
 struct Inner {
     chunks: RefCell<Vec<NonNull<u8>>>,
-    /// Free blocks, most recently freed last.
-    free: RefCell<Vec<NonNull<u8>>>,
+    /// Recently freed blocks, still resident, oldest first (at most [`HOT_BLOCKS`]).
+    hot: RefCell<std::collections::VecDeque<NonNull<u8>>>,
+    /// Free blocks with no resident pages (never used, or given back).
+    cold: RefCell<Vec<NonNull<u8>>>,
 }
 
 impl Drop for Inner {
@@ -65,33 +67,42 @@ impl Inner {
             return false;
         };
         self.chunks.borrow_mut().push(base);
-        let mut free = self.free.borrow_mut();
+        let mut cold = self.cold.borrow_mut();
         // Lowest block on top.
         for i in (0..CHUNK_BLOCKS).rev() {
             // SAFETY: i * BLOCK_BYTES lies inside the mapping just made.
-            free.push(unsafe { base.add(i * BLOCK_BYTES) });
+            cold.push(unsafe { base.add(i * BLOCK_BYTES) });
         }
         true
     }
 
+    /// A recently freed (resident) block first, then a cold one, then a new mapping.
     fn alloc(&self) -> Option<NonNull<u8>> {
-        if let Some(b) = self.free.borrow_mut().pop() {
+        if let Some(b) = self.hot.borrow_mut().pop_back() {
+            return Some(b);
+        }
+        if let Some(b) = self.cold.borrow_mut().pop() {
             return Some(b);
         }
         if !self.grow() {
             return None;
         }
-        self.free.borrow_mut().pop()
+        self.cold.borrow_mut().pop()
     }
 
+    /// Keeps the block resident among the hot ones; the oldest hot block beyond
+    /// [`HOT_BLOCKS`] gives its pages back and turns cold.
     fn release(&self, block: NonNull<u8>) {
-        let mut free = self.free.borrow_mut();
-        if free.len() >= HOT_BLOCKS {
-            // SAFETY: the block is BLOCK_BYTES of a mapping owned by this slab and no longer
-            // holds a live value; its pages read as zero when touched again.
-            unsafe { libc::madvise(block.as_ptr().cast(), BLOCK_BYTES, libc::MADV_DONTNEED) };
+        let mut hot = self.hot.borrow_mut();
+        hot.push_back(block);
+        if hot.len() > HOT_BLOCKS {
+            if let Some(old) = hot.pop_front() {
+                // SAFETY: the block is BLOCK_BYTES of a mapping owned by this slab and holds
+                // no live value; its pages read as zero when touched again.
+                unsafe { libc::madvise(old.as_ptr().cast(), BLOCK_BYTES, libc::MADV_DONTNEED) };
+                self.cold.borrow_mut().push(old);
+            }
         }
-        free.push(block);
     }
 }
 
@@ -106,7 +117,8 @@ impl Default for ConnSlab {
         ConnSlab {
             inner: Rc::new(Inner {
                 chunks: RefCell::new(Vec::new()),
-                free: RefCell::new(Vec::new()),
+                hot: RefCell::new(std::collections::VecDeque::with_capacity(HOT_BLOCKS + 1)),
+                cold: RefCell::new(Vec::new()),
             }),
         }
     }
@@ -115,7 +127,7 @@ impl Default for ConnSlab {
 impl ConnSlab {
     /// Blocks on the free list (tests and metrics).
     pub fn free_blocks(&self) -> usize {
-        self.inner.free.borrow().len()
+        self.inner.hot.borrow().len() + self.inner.cold.borrow().len()
     }
 
     /// Blocks handed out and not yet returned.
@@ -194,6 +206,11 @@ impl<F: Future> Future for ConnTask<F> {
     }
 }
 
+/// Size of the state a connection task keeps (to report a heap fallback).
+pub fn connection_state_bytes<F>(_: &ConnTask<F>) -> usize {
+    std::mem::size_of::<F>()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,7 +245,7 @@ mod tests {
     }
 
     #[test]
-    fn a_freed_cold_block_reads_zero_and_is_reused_first() {
+    fn reuses_hot_blocks_first_and_gives_back_older_ones() {
         let slab = ConnSlab::default();
         let held: Vec<_> = (0..HOT_BLOCKS + 2)
             .map(|_| {
@@ -237,18 +254,31 @@ mod tests {
                     .unwrap()
             })
             .collect();
-        let last = held.last().map(|b| b.ptr.cast::<u8>()).unwrap();
-        drop(held); // the last ones dropped are beyond the hot set: their pages go back
+        let ptrs: Vec<_> = held.iter().map(|b| b.ptr.cast::<u8>()).collect();
+        drop(held); // dropped first to last: the first two fall out of the hot set
         let again = SlabBox::new(&slab, std::future::ready(0u8)).ok().unwrap();
         assert_eq!(
             again.ptr.cast::<u8>(),
-            last,
-            "most recently freed block first"
+            ptrs[HOT_BLOCKS + 1],
+            "most recently freed first"
         );
         // SAFETY: the block's second page is inside the mapping and holds no live value (the
         // new future is one byte at the block's start).
-        let byte = unsafe { *again.ptr.cast::<u8>().as_ptr().add(PAGE) };
-        assert_eq!(byte, 0, "a cold block's pages were returned");
+        let hot_byte = unsafe { *again.ptr.cast::<u8>().as_ptr().add(PAGE) };
+        assert_eq!(hot_byte, 7, "a hot block keeps its pages");
+        // SAFETY: block 0 is free (cold) and inside the mapping; nothing else writes it.
+        let cold_byte = unsafe { *ptrs[0].as_ptr().add(PAGE) };
+        assert_eq!(cold_byte, 0, "an old freed block's pages were given back");
+        let hot: Vec<_> = (0..HOT_BLOCKS - 1)
+            .map(|_| SlabBox::new(&slab, std::future::ready(0u8)).ok().unwrap())
+            .collect();
+        let next = SlabBox::new(&slab, std::future::ready(0u8)).ok().unwrap();
+        assert_eq!(
+            next.ptr.cast::<u8>(),
+            ptrs[1],
+            "then the cold ones, newest first"
+        );
+        drop((hot, again, next));
     }
 
     #[test]

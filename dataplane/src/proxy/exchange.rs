@@ -345,7 +345,9 @@ async fn relay_by_splice(
     match splice::relay(&w.driver, &w.pipes, up.conn.fd(), ds.conn.fd(), left, idle).await {
         Ok(()) => {
             cursor.spliced();
-            Ok((true, stray))
+            // Exactly the body was read: anything already behind it (an upstream that sent more
+            // than its Content-Length, or closed) makes the connection unfit for reuse.
+            Ok((true, stray || splice::socket_has_bytes_or_eof(up.conn.fd())))
         }
         // No pipe: nothing moved, the receive path carries on (it re-arms the receive).
         Err(splice::SpliceError::NoPipe) => Ok((false, stray)),
@@ -935,6 +937,11 @@ async fn try_once(
                 break;
             }
             next = recv_into(&w.driver, &mut up.conn, idle).await;
+        }
+        if !done && !eof {
+            // Receive the next part while this one is being sent (single-shot receives would
+            // otherwise alternate receive and send).
+            up.conn.start_recv();
         }
         send_timed(&w.driver, ds.conn.fd(), idle, chain)
             .await

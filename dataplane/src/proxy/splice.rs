@@ -9,6 +9,8 @@
 //! The splices are non-blocking system calls made by the worker itself; when a side is not
 //! ready the worker waits for it with an io_uring poll (never a blocking call, and never an
 //! io_uring `SPLICE`, which the kernel runs on a helper thread when a socket is not ready).
+//! Splicing into a socket whose peer is gone raises `SIGPIPE` (splice has no `MSG_NOSIGNAL`);
+//! the Rust runtime ignores `SIGPIPE` before `main`, so it surfaces as an `EPIPE` error.
 //!
 //! Invariants: a pipe goes back to the worker's pool only empty; a pipe that may still hold
 //! bytes (an error mid-relay) is closed. Waits are bounded by the idle timeout.
@@ -119,6 +121,26 @@ fn splice_once(from: RawFd, to: RawFd, len: usize) -> std::io::Result<Option<usi
             _ => return Err(e),
         }
     }
+}
+
+/// Whether socket `fd` has unread bytes, has reached end of stream or is in error (a
+/// non-blocking one-byte `MSG_PEEK`).
+pub fn socket_has_bytes_or_eof(fd: RawFd) -> bool {
+    let mut b = 0u8;
+    // SAFETY: reads at most one byte into a local, without consuming it.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            (&mut b as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n >= 0
+        || !matches!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::EAGAIN)
+        )
 }
 
 /// Waits until `fd` is ready for `events`, at most `idle`; false on timeout or error.

@@ -12,8 +12,9 @@
 //! ring; returned buffers go onto a last-in first-out stash and [`BufRing::refill`] (called
 //! before every `io_uring_enter`, the only time a DEFER_TASKRUN ring consumes buffers) tops the
 //! ring up from the top of the stash. The buffers in use are then the window plus the ones
-//! held by connections; the rest of the pool stays untouched. The window starts small and
-//! doubles (up to the pool) whenever a receive finds the ring empty (`ENOBUFS`).
+//! held by connections; the rest of the pool stays untouched. The window starts small,
+//! doubles (up to the pool) whenever a receive finds the ring empty (`ENOBUFS`), and halves
+//! back towards its start whenever the worker has been idle for a whole ring wait.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -140,6 +141,13 @@ impl BufRing {
         if pushed {
             self.publish();
         }
+    }
+
+    /// The worker is idle: halve the window (not below its initial size); the ring drains to it
+    /// as the kernel uses the buffers beyond it.
+    pub fn shrink_window(&self) {
+        let floor = u32::from(self.entries).min(INITIAL_WINDOW);
+        self.window.set((self.window.get() / 2).max(floor));
     }
 
     /// A receive found the ring empty: keep more buffers in it from now on.

@@ -440,8 +440,12 @@ impl Driver {
     /// Submits what is queued and dispatches every completion. Returns the completions seen.
     pub fn turn(&self) -> usize {
         {
-            self.bufs.refill();
             let mut ring = self.ring.borrow_mut();
+            let mut done = self.completions.borrow_mut();
+            // Completions already queued (from a wait, or an inline submit) took buffers:
+            // count them before topping the buffer ring up.
+            self.harvest(&mut ring, &mut done);
+            self.bufs.refill();
             let to_submit = ring.submission().len() as u32;
             self.unsubmitted.set(false);
             // Right after a wait that returned completions with nothing new to submit, the
@@ -465,12 +469,7 @@ impl Driver {
                     }
                 }
             }
-            let mut done = self.completions.borrow_mut();
-            let mut cq = ring.completion();
-            cq.sync();
-            for cqe in &mut cq {
-                done.push((cqe.user_data(), cqe.result(), cqe.flags()));
-            }
+            self.harvest(&mut ring, &mut done);
         }
         let n = self.completions.borrow().len();
         for i in 0..n {
@@ -479,6 +478,19 @@ impl Driver {
         }
         self.completions.borrow_mut().clear();
         n + self.timers.borrow_mut().fire(std::time::Instant::now())
+    }
+
+    /// Moves the queued completions into `done`, counting the receive buffers they took out of
+    /// the ring (so `refill` sees how many the kernel still has).
+    fn harvest(&self, ring: &mut IoUring, done: &mut Vec<(u64, i32, u32)>) {
+        let mut cq = ring.completion();
+        cq.sync();
+        for cqe in &mut cq {
+            if cqueue::buffer_select(cqe.flags()).is_some() {
+                self.bufs.taken();
+            }
+            done.push((cqe.user_data(), cqe.result(), cqe.flags()));
+        }
     }
 
     fn dispatch(&self, ud: u64, res: i32, flags: u32) {
@@ -516,7 +528,6 @@ impl Driver {
             (kind, SlotState::Orphan) => {
                 if kind == OpKind::RecvMulti {
                     if let Some(bid) = cqueue::buffer_select(flags) {
-                        self.bufs.taken();
                         self.bufs.recycle(bid);
                     }
                 } else if kind == OpKind::AcceptMulti && res >= 0 {
@@ -530,12 +541,11 @@ impl Driver {
                 }
             }
             (kind, SlotState::Active) => {
-                if kind == OpKind::RecvMulti {
-                    if cqueue::buffer_select(flags).is_some() {
-                        self.bufs.taken();
-                    } else if res == -libc::ENOBUFS {
-                        self.bufs.starved();
-                    }
+                if kind == OpKind::RecvMulti
+                    && cqueue::buffer_select(flags).is_none()
+                    && res == -libc::ENOBUFS
+                {
+                    self.bufs.starved();
                 }
                 s.queue.push_back((res, flags));
                 if !more {
@@ -564,6 +574,14 @@ impl Driver {
         };
         let whole = limit == max;
         let max = limit;
+        {
+            let mut ring = self.ring.borrow_mut();
+            let mut done = self.completions.borrow_mut();
+            self.harvest(&mut ring, &mut done); // dispatched by the next turn
+            if !done.is_empty() {
+                return false;
+            }
+        }
         self.bufs.refill();
         let ring = self.ring.borrow();
         let ts = types::Timespec::new()
@@ -607,6 +625,7 @@ impl Driver {
                 continue;
             }
             if self.wait(IDLE_WAIT) {
+                self.bufs.shrink_window();
                 self.run_idle_hook();
             }
         }

@@ -150,6 +150,9 @@ impl MultiOp {
         if self.ended {
             return;
         }
+        if self.driver.slots().get(self.idx).finished {
+            return; // already ended (a single-shot receive, or a throttle): nothing to cancel
+        }
         self.driver.cancel(self.idx);
         std::future::poll_fn(|cx| {
             let mut slots = self.driver.slots();
