@@ -321,3 +321,45 @@ fn port_in_use_reason_states_the_cause_once() {
     let err = p.stderr_text();
     assert_eq!(err.matches("os error 98").count(), 1, "{err:?}");
 }
+
+/// A drain with thousands of parked connections on one worker (a cancel per connection, more
+/// than the ring's queues hold at once) still closes them all and exits promptly.
+#[test]
+fn drain_closes_thousands_of_parked_connections() {
+    let up = Upstream::start(&[]);
+    let mut spec = Spec::new(1, &[up.addr()]);
+    spec.runtime_extra = "drain_timeout = \"10s\"";
+    let mut rig = Rig::start(&spec);
+    let mut clients = Vec::new();
+    for i in 0..3000 {
+        let mut c = rig.client();
+        if i % 100 == 0 {
+            assert_eq!(c.get("/", "p").status, 200);
+        } else {
+            c.send_raw(b"GET / HTTP/1.1\r\nHost: p\r\n\r\n");
+        }
+        clients.push(c);
+    }
+    for (i, c) in clients.iter_mut().enumerate().filter(|(i, _)| i % 100 != 0) {
+        let r = c.read_response();
+        assert!(
+            matches!(&r, Ok(r) if r.status == 200),
+            "client {i}: {:?}\n{}",
+            r.map(|r| r.status),
+            rig.proxy.stderr_text()
+        );
+    }
+    std::thread::sleep(Duration::from_millis(600)); // all parked
+    let t0 = Instant::now();
+    rig.proxy.sigterm();
+    let status = rig.proxy.wait_exit(Duration::from_secs(8));
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "drain took {:?}",
+        t0.elapsed()
+    );
+    for c in clients.iter_mut().step_by(97) {
+        assert!(c.is_closed_by_peer());
+    }
+}
