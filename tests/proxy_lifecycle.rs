@@ -204,6 +204,15 @@ fn sigterm_drains_in_flight_requests_refuses_new_ones_and_exits_0() {
     assert!(t0.elapsed() < Duration::from_secs(5));
 }
 
+/// Sends SIGTERM, waits (at most 8 s) for exit status 0; returns how long the exit took.
+fn drain_and_exit(rig: &mut Rig) -> Duration {
+    let t0 = Instant::now();
+    rig.proxy.sigterm();
+    let status = rig.proxy.wait_exit(Duration::from_secs(8));
+    assert_eq!(status.code(), Some(0));
+    t0.elapsed()
+}
+
 #[test]
 fn idle_keep_alive_connections_do_not_hold_the_drain() {
     let up = Upstream::start(&[]);
@@ -217,14 +226,10 @@ fn idle_keep_alive_connections_do_not_hold_the_drain() {
     std::thread::sleep(Duration::from_millis(600)); // `parked` is in the parking lot now
     let mut fresh = rig.client();
     assert_eq!(fresh.get("/", "i").status, 200);
-    let t0 = Instant::now();
-    rig.proxy.sigterm();
-    let status = rig.proxy.wait_exit(Duration::from_secs(8));
-    assert_eq!(status.code(), Some(0));
+    let took = drain_and_exit(&mut rig);
     assert!(
-        t0.elapsed() < Duration::from_secs(2),
-        "an idle keep-alive connection held the drain for {:?}",
-        t0.elapsed()
+        took < Duration::from_secs(2),
+        "an idle keep-alive connection held the drain for {took:?}"
     );
     assert!(idle.is_closed_by_peer());
     assert!(parked.is_closed_by_peer());
@@ -350,15 +355,8 @@ fn drain_closes_thousands_of_parked_connections() {
         );
     }
     std::thread::sleep(Duration::from_millis(600)); // all parked
-    let t0 = Instant::now();
-    rig.proxy.sigterm();
-    let status = rig.proxy.wait_exit(Duration::from_secs(8));
-    assert_eq!(status.code(), Some(0));
-    assert!(
-        t0.elapsed() < Duration::from_secs(3),
-        "drain took {:?}",
-        t0.elapsed()
-    );
+    let took = drain_and_exit(&mut rig);
+    assert!(took < Duration::from_secs(3), "drain took {took:?}");
     for c in clients.iter_mut().step_by(97) {
         assert!(c.is_closed_by_peer());
     }

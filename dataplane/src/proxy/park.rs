@@ -16,7 +16,7 @@
 //! the socket is closed (or handed on) only after that poll's completion; a token names the
 //! entry index and its generation, so a stale completion never reaches a reused entry.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -46,7 +46,6 @@ struct Entry {
 pub struct ParkingLot {
     entries: RefCell<Vec<Entry>>,
     free: RefCell<Vec<u32>>,
-    count: Cell<usize>,
 }
 
 fn token(index: u32, generation: u32) -> u64 {
@@ -54,15 +53,6 @@ fn token(index: u32, generation: u32) -> u64 {
 }
 
 impl ParkingLot {
-    /// Connections parked right now.
-    pub fn len(&self) -> usize {
-        self.count.get()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count.get() == 0
-    }
-
     /// Parks a quiet connection (no receive in flight, see `Conn::stop_recv`) until it becomes
     /// readable, `deadline` passes, or the worker drains.
     pub fn park(&self, conn: Conn, peer: SocketAddr, listener: usize, deadline: Instant) {
@@ -88,7 +78,6 @@ impl ParkingLot {
             deadline,
             closing: false,
         });
-        self.count.set(self.count.get() + 1);
     }
 
     /// Takes the connection a completed poll belongs to (`None` for a stale token).
@@ -102,7 +91,6 @@ impl ParkingLot {
         }
         let p = e.parked.take()?;
         self.free.borrow_mut().push(index as u32);
-        self.count.set(self.count.get() - 1);
         Some(p)
     }
 

@@ -181,7 +181,6 @@ pub struct Driver {
     /// Completed readiness notifications: (token, poll result), and who waits for them.
     notified: RefCell<Vec<(u64, i32)>>,
     notify_waker: RefCell<Option<Waker>>,
-    notify_live: Cell<u32>,
     /// Called when the worker is about to sleep, at most once per `idle_hook_every`.
     idle_hook: Cell<Option<IdleHook>>,
     idle_hook_last: Cell<Option<std::time::Instant>>,
@@ -223,7 +222,6 @@ impl Driver {
             stopping: Cell::new(false),
             notified: RefCell::new(Vec::with_capacity(64)),
             notify_waker: RefCell::new(None),
-            notify_live: Cell::new(0),
             idle_hook: Cell::new(None),
             idle_hook_last: Cell::new(None),
             woke_with_completions: Cell::new(false),
@@ -375,7 +373,6 @@ impl Driver {
         let entry = opcode::PollAdd::new(types::Fd(fd), mask)
             .build()
             .user_data(NOTIFY_BIT | token);
-        self.notify_live.set(self.notify_live.get() + 1);
         // SAFETY: a poll entry points to no memory.
         unsafe { self.push(&entry) };
     }
@@ -402,11 +399,6 @@ impl Driver {
             Poll::Ready(())
         })
         .await
-    }
-
-    /// Notifications whose completion has not arrived yet.
-    pub fn notifications_pending(&self) -> u32 {
-        self.notify_live.get()
     }
 
     /// Wakes one task waiting for a receive buffer.
@@ -498,8 +490,6 @@ impl Driver {
             return;
         }
         if ud & NOTIFY_BIT != 0 {
-            self.notify_live
-                .set(self.notify_live.get().saturating_sub(1));
             self.notified.borrow_mut().push((ud & !NOTIFY_BIT, res));
             if let Some(w) = self.notify_waker.borrow_mut().take() {
                 w.wake();

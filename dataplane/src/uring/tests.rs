@@ -66,22 +66,24 @@ fn echoes_bytes_through_accept_recv_send() {
     assert_eq!(client.join().unwrap(), b"hello ring");
 }
 
-#[test]
-fn survives_buffer_ring_exhaustion_without_losing_bytes() {
-    // 16 buffers of 1 KiB; the server holds received buffers until 64 KiB have arrived.
-    let cfg = DriverConfig {
-        ring_entries: 64,
-        recv_buffers: 16,
-        recv_buffer_size: 1024,
-    };
+/// A client sends `len` patterned bytes and closes; the server receives them holding up to
+/// `hold` buffers at a time (then gives them all back), checks every byte arrived in order and
+/// every buffer came back, then runs `check` on the driver.
+fn receive_holding(
+    cfg: DriverConfig,
+    len: u32,
+    hold: usize,
+    check: impl FnOnce(&Driver) + Send + 'static,
+) {
     let (lfd, addr) = listener();
-    let payload: Vec<u8> = (0..256 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+    let payload: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
     let expect = payload.clone();
     let client = std::thread::spawn(move || {
         let mut s = TcpStream::connect(addr).unwrap();
         s.write_all(&payload).unwrap();
         s.shutdown(std::net::Shutdown::Write).unwrap();
     });
+    let pool = cfg.recv_buffers;
     with_driver(cfg, move |d| async move {
         let mut acc = Accept::new(d.clone(), lfd);
         let fd = acc.accept().await.unwrap();
@@ -91,17 +93,29 @@ fn survives_buffer_ring_exhaustion_without_losing_bytes() {
         while let Some(buf) = conn.recv().await.unwrap() {
             got.extend_from_slice(buf.bytes());
             held.push(buf);
-            if held.len() >= 12 {
+            if held.len() >= hold {
                 held.clear(); // give them all back at once
             }
         }
         drop(held);
         assert_eq!(got.len(), expect.len());
         assert!(got == expect, "bytes differ");
-        assert_eq!(d.free_buffers(), 16, "every buffer returned to the ring");
+        assert_eq!(d.free_buffers(), pool, "every buffer returned");
+        check(&d);
         close_fd(lfd);
     });
     client.join().unwrap();
+}
+
+#[test]
+fn survives_buffer_ring_exhaustion_without_losing_bytes() {
+    // 16 buffers of 1 KiB; the server holds 12 received buffers at a time.
+    let cfg = DriverConfig {
+        ring_entries: 64,
+        recv_buffers: 16,
+        recv_buffer_size: 1024,
+    };
+    receive_holding(cfg, 256 * 1024, 12, |_| {});
 }
 
 #[test]
@@ -158,34 +172,9 @@ fn grows_the_buffer_window_when_receives_find_it_empty() {
         recv_buffers: 1024,
         recv_buffer_size: 1024,
     };
-    let (lfd, addr) = listener();
-    let payload: Vec<u8> = (0..400 * 1024u32).map(|i| (i * 13 % 251) as u8).collect();
-    let expect = payload.clone();
-    let client = std::thread::spawn(move || {
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.write_all(&payload).unwrap();
-        s.shutdown(std::net::Shutdown::Write).unwrap();
-    });
-    with_driver(cfg, move |d| async move {
-        let mut acc = Accept::new(d.clone(), lfd);
-        let fd = acc.accept().await.unwrap();
-        let mut conn = Conn::from_fd(d.clone(), fd);
-        let mut got = Vec::new();
-        let mut held = Vec::new();
-        while let Some(buf) = conn.recv().await.unwrap() {
-            got.extend_from_slice(buf.bytes());
-            held.push(buf);
-            if held.len() >= 200 {
-                held.clear();
-            }
-        }
-        drop(held);
-        assert!(got == expect, "bytes differ");
+    receive_holding(cfg, 400 * 1024, 200, |d| {
         assert!(d.buffer_window() >= 128, "window {}", d.buffer_window());
-        assert_eq!(d.free_buffers(), 1024, "every buffer returned");
-        close_fd(lfd);
     });
-    client.join().unwrap();
 }
 
 #[test]
