@@ -209,11 +209,8 @@ impl Conn {
         if self.eof {
             return false;
         }
-        let Some(m) = self.recv.as_mut() else {
-            return true;
-        };
-        m.stop().await;
-        if m.has_queued() {
+        self.pause_recv().await;
+        if self.has_pending() {
             return false;
         }
         self.recv = None; // only the cancel's completion was queued: release the slot
