@@ -8,7 +8,7 @@ use std::os::fd::IntoRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
-use ringway::uring::{sleep, timeout, Accept, Conn, Driver, DriverConfig};
+use ringway::uring::{sleep, timeout, Accept, Driver, DriverConfig, Socket};
 
 fn with_driver<F, Fut>(cfg: DriverConfig, body: F)
 where
@@ -61,7 +61,7 @@ fn cancelled_operations_leak_no_descriptor_slot_or_buffer() {
         let mut acc = Accept::new(d.clone(), lfd);
         for i in 0..50 {
             let fd = acc.accept().await.unwrap();
-            let mut conn = Conn::from_fd(d.clone(), fd);
+            let mut conn = Socket::from_fd(d.clone(), fd);
             if i % 2 == 0 {
                 // Hold a buffer, then drop the connection with a receive armed.
                 let b = conn.recv().await.unwrap().unwrap();

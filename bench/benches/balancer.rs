@@ -4,8 +4,9 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use ringway::base::FastRng;
 use ringway::cluster::hash::hash_bytes;
-use ringway::cluster::{Balancer, FastRng, PickContext};
+use ringway::cluster::{Balancer, PickContext};
 use ringway::config::LbPolicy;
 use ringway_bench::Group;
 

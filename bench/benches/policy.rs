@@ -6,7 +6,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ringway::cluster::{merge_unavailable, CircuitBreaker, FastRng, Outcome, OutlierDetector};
+use ringway::base::FastRng;
+use ringway::cluster::{merge_unavailable, CircuitBreaker, Outcome, OutlierDetector};
 use ringway::config::{
     AllUnhealthy, CircuitBreaker as BreakerConfig, FaultPolicy, OutlierDetection, Percent,
     RateLimit, RoutePolicy,

@@ -5,7 +5,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ringway::cluster::FastRng;
+use ringway::base::FastRng;
 use ringway::config::{
     ClusterId, HostMatch, Limits, ListenerConfig, RouteAction, RouteConfig, RouteMatch,
     WeightedCluster,

@@ -1,13 +1,13 @@
 //! Upstream clusters: choosing an endpoint for a request and keeping endpoint lists fresh.
 //!
-//! - `rng`: [`FastRng`], the per-core PRNG behind every random choice.
 //! - `hash`: the fixed, documented 64-bit hash of ring_hash keys and ring points.
 //! - `balancer`: [`Balancer`] — round_robin, least_request (P2C), random, ring_hash.
 //! - `dns`: blocking name resolution and the [`DnsRefresher`] thread (never on a worker).
 //! - `breaker`: [`CircuitBreaker`] — per-core share of the cluster's concurrency limits.
 //! - `outlier`: [`OutlierDetector`] — passive ejection on consecutive failures.
-//! - `health`: [`HealthState`], active probes, and [`merge_unavailable`] (health + ejection
-//!   → the balancer's unavailable mask).
+//! - `health`: [`HealthState`] and [`merge_unavailable`] (health + ejection → the balancer's
+//!   unavailable mask); the probes themselves go through `upstream::health`.
+//! - `state`: [`ClusterState`], one cluster's per-core state and the pick over it.
 //!
 //! Per-core invariant: balancer and RNG state is owned by exactly one worker and never
 //! shared — no `Arc`, `Mutex` or atomics; methods take `&mut self`. Each worker keeps its own
@@ -22,7 +22,7 @@ pub mod dns;
 pub mod hash;
 pub mod health;
 pub mod outlier;
-pub mod rng;
+pub mod state;
 
 use std::net::IpAddr;
 
@@ -31,10 +31,10 @@ pub use breaker::{BreakerLimit, CircuitBreaker, Overload};
 pub use dns::{DnsError, DnsRefresher, DnsTarget};
 pub use health::{merge_unavailable, Availability, HealthState};
 pub use outlier::{Outcome, OutlierDetector};
-pub use rng::FastRng;
+pub use state::{ClusterState, NoEndpoint, Pick};
 
 use crate::config::HashKey;
-use crate::route::RequestView;
+use crate::http::RequestView;
 
 /// The ring_hash key of a request: [`hash::hash_bytes`] of the configured header's value, or
 /// [`hash::hash_ip`] of the client IP when the key is `ClientIp` or the header is absent.
@@ -52,7 +52,7 @@ pub fn hash_key(key: &HashKey, client_ip: IpAddr, req: &impl RequestView) -> u64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::route::RequestParts;
+    use crate::http::RequestParts;
 
     #[test]
     fn hash_key_uses_header_then_falls_back_to_client_ip() {

@@ -44,6 +44,7 @@ pub mod fuzz_logic;
 mod head;
 mod parse;
 pub mod rewrite;
+mod view;
 mod write;
 
 pub use body::{ChunkedDecoder, ChunkedError, MAX_CHUNK_LINE_BYTES, MAX_TRAILER_BYTES};
@@ -55,6 +56,7 @@ pub use parse::{
     parse_request_head, parse_response_head, HeadError, Parsed, RequestError, ResponseError,
     MAX_LEADING_EMPTY_LINES,
 };
+pub use view::{HeadView, RequestParts, RequestView};
 pub use write::{
     reason_phrase, request_segments, response_segments, write_segments, write_simple_response,
     write_simple_response_with, RequestExtras, ResponseExtras, Segment, CONTINUE_100,

@@ -4,21 +4,14 @@
 //! INVARIANT: every accepted descriptor is either handed to a connection task (which owns
 //! and closes it) or closed here.
 
-use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::runtime::worker::Worker;
-use crate::uring::{sleep, Accept, Conn};
-
-fn peer_addr(fd: RawFd) -> Option<SocketAddr> {
-    // SAFETY: the descriptor is a connected socket we own; the borrow ends before it closes.
-    let sock = std::mem::ManuallyDrop::new(unsafe {
-        <socket2::Socket as std::os::fd::FromRawFd>::from_raw_fd(fd)
-    });
-    sock.peer_addr().ok().and_then(|a| a.as_socket())
-}
+use crate::transport::addr::Interception;
+use crate::transport::{ConnInfo, Stream};
+use crate::uring::{sleep, Accept};
+use crate::worker::Worker;
 
 /// The answer to a connection over `max_connections`: sent with one non-blocking `send` (the
 /// socket buffer of a fresh connection always has room), then the descriptor is closed.
@@ -58,9 +51,10 @@ pub async fn accept_loop(w: Rc<Worker>, listener: usize, fd: RawFd) {
                     reject_overloaded(cfd);
                     continue;
                 }
-                let peer = peer_addr(cfd).unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-                let conn = Conn::from_fd(w.driver.clone(), cfd);
-                glommio::spawn_local(crate::proxy::serve(w.clone(), listener, conn, peer)).detach();
+                let info = ConnInfo::of_accepted(cfd, Interception::None);
+                let stream = Stream::from_fd(w.driver.clone(), cfd);
+                glommio::spawn_local(crate::proxy::serve(w.clone(), listener, stream, info))
+                    .detach();
             }
             Err(e) => {
                 // EMFILE/ENFILE/ENOMEM: back off instead of spinning; the backlog holds clients.

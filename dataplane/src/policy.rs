@@ -37,7 +37,7 @@ pub use fault::{FaultAction, FaultInjector};
 pub use rate_limit::TokenBucket;
 pub use retry::{RetryBudget, RetryDecision, RetryState, TryOutcome};
 
-use crate::cluster::FastRng;
+use crate::base::FastRng;
 use crate::config::RoutePolicy;
 
 /// One route's per-core policy state (rate limiter, retry budget, fault counters). Built

@@ -11,7 +11,7 @@
 //! Invariants: a table is built once per config snapshot, off the hot path, and is
 //! immutable afterwards (`Sync`; shared read-only by all workers). `select`/`resolve` and
 //! [`WeightedSplit::pick_cluster`] never allocate, format or lock; the only mutable state
-//! they touch is the caller's per-core [`FastRng`](crate::cluster::rng::FastRng), owned by
+//! they touch is the caller's per-core [`FastRng`](crate::base::FastRng), owned by
 //! one worker and never shared.
 
 mod matcher;
@@ -24,46 +24,10 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::config::{ClusterId, ListenerConfig, RouteAction, RouteConfig};
+pub use crate::http::{RequestParts, RequestView};
 use matcher::Matcher;
 pub use matcher::{match_path, normalize_host};
 pub use split::WeightedSplit;
-
-/// What routing needs to know about a request head. Implemented by the codec's head type
-/// over offsets into the received buffer; lookups must not allocate.
-pub trait RequestView {
-    /// The `Host` header value as received (port and all). For an absolute-form target
-    /// (RFC 9112 §3.2.2) return the target's authority instead. `None` when absent.
-    fn host(&self) -> Option<&[u8]>;
-    /// The request target as received (origin-form `/p?q`; absolute-form is accepted too).
-    fn path(&self) -> &[u8];
-    /// The value of the first header named `lowercase_name` (compare names ASCII
-    /// case-insensitively), `None` when absent.
-    fn header(&self, lowercase_name: &str) -> Option<&[u8]>;
-}
-
-/// A borrowed request for tests, benchmarks and tools: `RequestView` over plain slices.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RequestParts<'a> {
-    pub host: Option<&'a [u8]>,
-    pub path: &'a [u8],
-    /// (name, value); names in any case.
-    pub headers: &'a [(&'a str, &'a [u8])],
-}
-
-impl RequestView for RequestParts<'_> {
-    fn host(&self) -> Option<&[u8]> {
-        self.host
-    }
-    fn path(&self) -> &[u8] {
-        self.path
-    }
-    fn header(&self, lowercase_name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(lowercase_name))
-            .map(|(_, v)| *v)
-    }
-}
 
 /// The outcome of routing one request.
 #[derive(Debug, Clone, Copy)]

@@ -13,16 +13,13 @@ pub mod worker;
 
 use std::net::SocketAddr;
 use std::os::fd::{IntoRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::telemetry::MetricsSnapshot;
 
-/// Resolved endpoint addresses, indexed like `Config::clusters`.
-pub type Endpoints = Arc<Vec<Vec<SocketAddr>>>;
-
+pub use crate::worker::{Control, Endpoints, Shared};
 pub use preflight::preflight;
 
 /// Why the runtime could not start.
@@ -46,48 +43,6 @@ pub enum RuntimeError {
     },
     #[error("worker {0} failed to start: {1}")]
     Worker(usize, String),
-}
-
-/// State every thread may read: readiness and drain flags, per-worker gauges.
-#[derive(Debug)]
-pub struct Shared {
-    pub workers: usize,
-    pub ready_workers: AtomicUsize,
-    pub draining: AtomicBool,
-    /// Open downstream connections per worker (each on its own cache line would be better;
-    /// written once per connection, not per request).
-    pub active: Vec<AtomicUsize>,
-    pub stopped_workers: AtomicUsize,
-}
-
-impl Shared {
-    pub fn ready(&self) -> bool {
-        self.ready_workers.load(Ordering::Acquire) == self.workers
-            && !self.draining.load(Ordering::Acquire)
-    }
-    pub fn active_connections(&self) -> usize {
-        self.active.iter().map(|a| a.load(Ordering::Relaxed)).sum()
-    }
-}
-
-/// Messages from the control thread / admin executor to a worker.
-pub enum Control {
-    /// Reply with this worker's metrics.
-    Scrape(flume::Sender<MetricsSnapshot>),
-    /// Swap to a new validated configuration and its resolved endpoints (per cluster).
-    Reload(Arc<Config>, Endpoints),
-    /// New resolved endpoints (DNS refresh), per cluster of the current configuration.
-    Endpoints(Endpoints),
-    /// The endpoints of `cluster` (by name) that fail active health checks now; every other
-    /// endpoint of it is healthy. Sent by the worker that runs the checks.
-    Health {
-        cluster: String,
-        unhealthy: Vec<SocketAddr>,
-    },
-    /// Stop accepting; close idle keep-alive connections; finish in-flight requests.
-    Drain,
-    /// Exit now.
-    Stop,
 }
 
 /// A listening socket per (worker, listener), bound before the workers start.
@@ -189,13 +144,7 @@ pub fn start(
         }
         None => None,
     };
-    let shared = Arc::new(Shared {
-        workers,
-        ready_workers: AtomicUsize::new(0),
-        draining: AtomicBool::new(false),
-        active: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
-        stopped_workers: AtomicUsize::new(0),
-    });
+    let shared = Arc::new(Shared::new(workers));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (fail_tx, fail_rx) = flume::unbounded::<(usize, String)>();
     let (controls, receivers): (Vec<_>, Vec<_>) = (0..workers).map(|_| flume::unbounded()).unzip();

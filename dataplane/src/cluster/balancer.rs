@@ -24,7 +24,7 @@ mod tests;
 
 use std::net::SocketAddr;
 
-use crate::cluster::rng::FastRng;
+use crate::base::FastRng;
 use crate::config::LbPolicy;
 use ring_hash::Ring;
 pub use ring_hash::{DEFAULT_VNODES, MAX_RING_POINTS};

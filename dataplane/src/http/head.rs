@@ -89,7 +89,7 @@ impl Method {
     }
 }
 
-/// Limits applied while parsing a head (from `config::Limits`).
+/// Limits applied while parsing a head (the listener's `[listeners.limits]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeadLimits {
     /// Whole head, including leading empty lines and the final CRLF. Over it: 431.
@@ -105,18 +105,17 @@ pub struct HeadLimits {
 pub const MAX_HEADERS_CAP: usize = 256;
 
 impl HeadLimits {
-    pub fn from_config(l: &crate::config::model::Limits) -> HeadLimits {
-        HeadLimits {
-            max_head_bytes: l.max_request_head_bytes,
-            max_target_bytes: l.max_request_target_bytes,
-            max_headers: l.max_headers,
-        }
-    }
+    /// The defaults of `[listeners.limits]` (docs/configuration.md).
+    pub const DEFAULT: HeadLimits = HeadLimits {
+        max_head_bytes: 65536,
+        max_target_bytes: 8192,
+        max_headers: 100,
+    };
 }
 
 impl Default for HeadLimits {
     fn default() -> Self {
-        HeadLimits::from_config(&crate::config::model::Limits::default())
+        HeadLimits::DEFAULT
     }
 }
 

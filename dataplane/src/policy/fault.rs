@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use super::sample;
-use crate::cluster::FastRng;
+use crate::base::FastRng;
 use crate::config::FaultPolicy;
 
 /// What to do to one request.

@@ -108,7 +108,7 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::FastRng;
+    use crate::base::FastRng;
 
     #[test]
     fn starts_full_then_refuses_with_time_to_next_token() {

@@ -39,7 +39,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cluster::FastRng;
+use crate::base::FastRng;
 use crate::config::RetryPolicy;
 
 /// Longest budget window honoured, in seconds (bounds the bucket ring).

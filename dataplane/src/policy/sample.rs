@@ -4,7 +4,7 @@
 //! Invariants: `Percent(0)` never hits and never draws; `Percent::ALL` (or more) always hits
 //! and never draws, so a 0%/100% policy does not disturb the generator's stream.
 
-use crate::cluster::FastRng;
+use crate::base::FastRng;
 use crate::config::Percent;
 
 /// True for a `p.0 / 1_000_000` share of calls.

@@ -3,89 +3,70 @@
 //!
 //! Design: the request (head with `Host` suffixed `-shadow`, as Envoy does, plus a body that
 //! arrived with the head) is copied into a recycled buffer and queued on the worker's bounded
-//! [`MirrorQueue`]; a few long-lived tasks per worker send queued copies. A full queue drops the
-//! copy (counted), so a slow shadow cluster can never build up memory or work on the primary
-//! path. Steady state allocates nothing: buffers and queue slots are reused.
+//! `MirrorQueue`; a few long-lived tasks per worker send queued copies through the upstream
+//! path (pick, connect: breaker and metrics included). A full queue drops the copy (counted),
+//! so a slow shadow cluster can never build up memory or work on the primary path. Steady
+//! state allocates nothing: buffers and queue slots are reused.
 //!
 //! Requests whose body has not fully arrived with the head are not mirrored (the primary
 //! streams its body; holding it for the shadow would cost memory and latency).
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use crate::cluster::balancer::PickContext;
-use crate::http::{self, HeadLimits, Method, Parsed, RequestHead, ResponseFraming, ResponseHead};
-use crate::proxy::inbuf::InBuf;
-use crate::runtime::worker::Worker;
+use crate::http::{
+    self, BodyFraming, HeadLimits, Method, Parsed, RequestHead, ResponseFraming, ResponseHead,
+};
 use crate::telemetry::PolicyEvent;
-use crate::uring::{self, timeout};
+use crate::transport::InBuf;
+use crate::upstream::{self, Cluster, PickRequest};
+use crate::uring::timeout;
+use crate::worker::{MirrorJob, View, Worker};
 
-/// Copies waiting to be sent, per worker.
-pub const QUEUE_CAPACITY: usize = 64;
+use super::downstream::Downstream;
+
 /// Tasks sending copies, per worker.
 pub const SENDERS: usize = 4;
 /// Longest a shadow exchange may take, connect to last response byte.
 pub const SHADOW_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub struct MirrorJob {
-    pub cluster: usize,
-    pub bytes: Vec<u8>,
-}
-
-/// The worker's queue of mirrored requests and the pool of their buffers.
-#[derive(Default)]
-pub struct MirrorQueue {
-    jobs: RefCell<VecDeque<MirrorJob>>,
-    spare: RefCell<Vec<Vec<u8>>>,
-    waiters: RefCell<Vec<Waker>>,
-}
-
-impl MirrorQueue {
-    /// A cleared buffer to build a copy in.
-    pub fn buffer(&self) -> Vec<u8> {
-        let mut b = self.spare.borrow_mut().pop().unwrap_or_default();
-        b.clear();
-        b
-    }
-
-    /// Queues a copy; false (and the buffer recycled) if the queue is full.
-    pub fn push(&self, job: MirrorJob) -> bool {
-        let mut jobs = self.jobs.borrow_mut();
-        if jobs.len() >= QUEUE_CAPACITY {
-            drop(jobs);
-            self.recycle(job.bytes);
-            return false;
-        }
-        jobs.push_back(job);
-        drop(jobs);
-        if let Some(w) = self.waiters.borrow_mut().pop() {
-            w.wake();
-        }
-        true
-    }
-
-    fn recycle(&self, b: Vec<u8>) {
-        let mut spare = self.spare.borrow_mut();
-        if spare.len() < QUEUE_CAPACITY + SENDERS {
-            spare.push(b);
-        }
-    }
-
-    async fn next(&self) -> MirrorJob {
-        std::future::poll_fn(|cx| match self.jobs.borrow_mut().pop_front() {
-            Some(j) => Poll::Ready(j),
-            None => {
-                let mut w = self.waiters.borrow_mut();
-                if !w.iter().any(|x| x.will_wake(cx.waker())) {
-                    w.push(cx.waker().clone());
-                }
-                Poll::Pending
+/// Queues a copy of the request for the shadow cluster if its body is already here.
+pub fn mirror_request(w: &Worker, view: &View, ds: &Downstream, head_len: usize, cluster: usize) {
+    let buf = ds.inb.bytes();
+    let failed = || {
+        w.metrics
+            .policy_event(Some(cluster), PolicyEvent::MirrorFailed)
+    };
+    let body = match ds.head.framing {
+        BodyFraming::None => &[][..],
+        BodyFraming::Length(n) => {
+            let end = usize::try_from(n)
+                .ok()
+                .and_then(|n| head_len.checked_add(n));
+            match end.and_then(|end| buf.get(head_len..end)) {
+                Some(b) => b,
+                None => return failed(),
             }
-        })
-        .await
+        }
+        BodyFraming::Chunked => {
+            let mut d = http::ChunkedDecoder::new();
+            let rest = buf.get(head_len..).unwrap_or(&[]);
+            match d.feed(rest) {
+                Ok(n) if d.is_done() => &rest[..n],
+                _ => return failed(),
+            }
+        }
+    };
+    if view.clusters.get(cluster).is_none() {
+        return;
+    }
+    let mut copy = w.mirror.buffer();
+    build_copy(&ds.head, buf, body, &mut copy);
+    if !w.mirror.push(MirrorJob {
+        cluster,
+        bytes: copy,
+    }) {
+        failed();
     }
 }
 
@@ -155,23 +136,23 @@ async fn send_one(
     resp: &mut ResponseHead,
 ) -> bool {
     let view = w.view();
-    let Some(cv) = view.clusters.get(job.cluster) else {
+    let Some(cluster) = Cluster::of(&view, job.cluster) else {
         w.mirror.recycle(job.bytes);
         return false;
     };
-    let picked = cv.balancer.borrow_mut().pick(&PickContext::ANY);
-    let Some(addr) = picked.and_then(|i| cv.endpoints.get(i).copied()) else {
+    let Some(endpoint) = upstream::pick(cluster, &PickRequest::default()) else {
         w.mirror.recycle(job.bytes);
         return false;
     };
-    let mut conn = match uring::connect(&w.driver, addr).await {
+    let key = cluster.pool_key(endpoint.addr());
+    let mut up = match upstream::connect(w, cluster, &key).await {
         Ok(c) => c,
         Err(_) => {
             w.mirror.recycle(job.bytes);
             return false;
         }
     };
-    let (r, bytes) = conn.send_all(job.bytes).await;
+    let (r, bytes) = up.stream.send(job.bytes, None).await;
     w.mirror.recycle(bytes);
     if r.is_err() {
         return false;
@@ -183,14 +164,14 @@ async fn send_one(
             Ok(Parsed::Partial) => {}
             Err(_) => return false,
         }
-        match conn.recv().await {
+        match up.stream.recv().await {
             Ok(Some(b)) => inb.push(b),
             _ => return false,
         }
     }
     if resp.framing != ResponseFraming::None {
         inb.clear();
-        while let Ok(Some(_)) = conn.recv().await {}
+        while let Ok(Some(_)) = up.stream.recv().await {}
     }
     true
 }

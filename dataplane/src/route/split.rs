@@ -5,7 +5,7 @@
 //! dropped) and its last element is `total > 0`. Immutable after build; the per-core
 //! [`FastRng`] passed to [`WeightedSplit::pick_cluster`] is owned by one worker.
 
-use crate::cluster::rng::FastRng;
+use crate::base::FastRng;
 use crate::config::{ClusterId, WeightedCluster};
 
 #[derive(Debug, Clone)]

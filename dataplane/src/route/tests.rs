@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::cluster::rng::FastRng;
+use crate::base::FastRng;
 use crate::config::{HostMatch, Limits, RouteMatch, WeightedCluster};
 
 fn listener(default: Option<u32>, routes: Vec<RouteConfig>) -> ListenerConfig {

@@ -1,8 +1,8 @@
-//! Sockets over the driver: [`Accept`] (multishot accept), [`Conn`] (multishot receive into
+//! Sockets over the driver: [`Accept`] (multishot accept), [`Socket`] (multishot receive into
 //! the buffer ring, sends of owned buffers, vectored sends), [`connect`], and the timer
 //! helpers [`sleep`] / [`timeout`] over the driver's per-core timers (`timer`).
 //!
-//! Invariants: a `Conn` owns its descriptor; dropping it shuts the socket down (so an armed
+//! Invariants: a `Socket` owns its descriptor; dropping it shuts the socket down (so an armed
 //! multishot receive completes and the peer sees the close), cancels the receive and closes
 //! the descriptor. Short sends are resumed until everything is sent or an error occurs.
 
@@ -81,17 +81,47 @@ pub fn fill_from_slice(s: &[u8], skip: usize, out: &mut [libc::iovec]) -> usize 
     }
 }
 
+/// How a send bounded by a deadline ended ([`send_all_until`]).
+#[derive(Debug)]
+pub enum SendError {
+    /// The peer reset or closed, or the socket failed.
+    Io(io::Error),
+    /// The deadline passed before everything was sent (a peer that stopped reading). The
+    /// send was cancelled and its buffers came back; some of the bytes may have been sent.
+    TimedOut,
+}
+
 /// Sends everything `bufs` describes with `sendmsg`, resuming short sends. Returns the buffers.
 pub async fn send_all<T: IoVecs>(driver: &Rc<Driver>, fd: RawFd, bufs: T) -> (io::Result<()>, T) {
+    match send_all_until(driver, fd, bufs, None).await {
+        (Ok(()), b) => (Ok(()), b),
+        (Err(SendError::Io(e)), b) => (Err(e), b),
+        (Err(SendError::TimedOut), b) => (Err(io::ErrorKind::TimedOut.into()), b),
+    }
+}
+
+/// [`send_all`] that gives up at `deadline`: the pending `sendmsg` is cancelled and its
+/// completion awaited, so the buffers always come back to the caller, however the send ends.
+pub async fn send_all_until<T: IoVecs>(
+    driver: &Rc<Driver>,
+    fd: RawFd,
+    bufs: T,
+    deadline: Option<std::time::Instant>,
+) -> (Result<(), SendError>, T) {
     let total = bufs.total();
     let mut sent = 0usize;
     let mut bufs = bufs;
+    let mut timer = deadline.map(|d| super::timer::Sleep::new(driver.clone(), d));
+    let mut timed_out = false;
     while sent < total {
+        if timed_out {
+            return (Err(SendError::TimedOut), bufs);
+        }
         let skip = sent;
         // SAFETY: the entry points at the slot's msghdr/iovecs, which point into memory owned
         // by `bufs` (IoVecs contract); `bufs` moves into the Op, which keeps it until the
         // final completion (or hands it to the slot when dropped).
-        let op = unsafe {
+        let mut op = unsafe {
             let idx = driver.submit(OpKind::Single, |slot| {
                 let n = bufs.fill(skip, &mut slot.iov[..MAX_IOV]);
                 slot.msg = std::mem::zeroed();
@@ -103,24 +133,40 @@ pub async fn send_all<T: IoVecs>(driver: &Rc<Driver>, fd: RawFd, bufs: T) -> (io
             });
             Op::new(driver.clone(), idx, bufs)
         };
-        let c = op.await;
+        let c = std::future::poll_fn(|cx| {
+            if let std::task::Poll::Ready(c) = std::pin::Pin::new(&mut op).poll(cx) {
+                return std::task::Poll::Ready(c);
+            }
+            if let Some(t) = timer.as_mut() {
+                if !timed_out && std::pin::Pin::new(t).poll(cx).is_ready() {
+                    // Cancel, then keep polling: the final completion returns the buffers.
+                    timed_out = true;
+                    op.cancel();
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await;
         bufs = c.data;
         if c.res < 0 {
+            if c.res == -libc::ECANCELED && timed_out {
+                return (Err(SendError::TimedOut), bufs);
+            }
             if c.res == -libc::EINTR || c.res == -libc::EAGAIN {
                 continue;
             }
-            return (Err(errno(c.res)), bufs);
+            return (Err(SendError::Io(errno(c.res))), bufs);
         }
         if c.res == 0 {
-            return (Err(io::ErrorKind::WriteZero.into()), bufs);
+            return (Err(SendError::Io(io::ErrorKind::WriteZero.into())), bufs);
         }
         sent += c.res as usize;
     }
     (Ok(()), bufs)
 }
 
-/// A connected TCP socket driven by the ring.
-pub struct Conn {
+/// A connected stream socket (TCP, or one end of a Unix socket pair) driven by the ring.
+pub struct Socket {
     driver: Rc<Driver>,
     fd: RawFd,
     recv: Option<MultiOp>,
@@ -129,10 +175,10 @@ pub struct Conn {
     single_shot: bool,
 }
 
-impl Conn {
+impl Socket {
     /// Takes ownership of a connected, non-blocking socket.
-    pub fn from_fd(driver: Rc<Driver>, fd: RawFd) -> Conn {
-        Conn {
+    pub fn from_fd(driver: Rc<Driver>, fd: RawFd) -> Socket {
+        Socket {
             driver,
             fd,
             recv: None,
@@ -204,7 +250,7 @@ impl Conn {
     /// Stops the background receive without losing data: cancels it and waits for its final
     /// completion. Returns true when the connection is quiet (nothing received, no end of
     /// stream, no error): the socket then has no operation in flight and can be watched with
-    /// [`Driver::notify_readable`]. Otherwise whatever arrived is kept for [`Conn::recv`].
+    /// [`Driver::notify_readable`]. Otherwise whatever arrived is kept for [`Socket::recv`].
     pub async fn stop_recv(&mut self) -> bool {
         if self.eof {
             return false;
@@ -218,8 +264,8 @@ impl Conn {
     }
 
     /// Stops the background receive (cancels it and waits for its final completion) but keeps
-    /// what it delivered, to be taken with [`Conn::take_queued`]. No receive is armed again
-    /// until [`Conn::recv`] or [`Conn::start_recv`]; meanwhile the socket can be read
+    /// what it delivered, to be taken with [`Socket::take_queued`]. No receive is armed again
+    /// until [`Socket::recv`] or [`Socket::start_recv`]; meanwhile the socket can be read
     /// directly (e.g. spliced).
     pub async fn pause_recv(&mut self) {
         if let Some(m) = self.recv.as_mut() {
@@ -227,7 +273,7 @@ impl Conn {
         }
     }
 
-    /// After [`Conn::pause_recv`]: the next buffer the stopped receive delivered, without
+    /// After [`Socket::pause_recv`]: the next buffer the stopped receive delivered, without
     /// arming a new receive; `Ok(None)` once none is left. End of stream is an
     /// `UnexpectedEof` error (the caller expected more bytes).
     pub fn take_queued(&mut self) -> io::Result<Option<RecvBuf>> {
@@ -324,6 +370,26 @@ impl Conn {
         send_all(&self.driver, self.fd, bufs).await
     }
 
+    /// Sends all of `bufs` unless `deadline` passes first; the buffers always come back.
+    pub async fn send_all_until<T: IoVecs>(
+        &self,
+        bufs: T,
+        deadline: Option<std::time::Instant>,
+    ) -> (Result<(), SendError>, T) {
+        send_all_until(&self.driver, self.fd, bufs, deadline).await
+    }
+
+    /// A receiving half and a sending half that can be used at the same time (a tunnel
+    /// relays both ways at once). Both borrow the socket, so neither outlives it.
+    pub fn split(&mut self) -> (&mut Socket, SendHalf<'_>) {
+        let send = SendHalf {
+            driver: self.driver.clone(),
+            fd: self.fd,
+            _socket: std::marker::PhantomData,
+        };
+        (self, send)
+    }
+
     /// Shuts both directions down (the peer sees the close; an armed receive completes).
     pub fn shutdown(&self) {
         // SAFETY: plain syscall on a descriptor we own.
@@ -355,7 +421,31 @@ impl Conn {
     }
 }
 
-impl Drop for Conn {
+/// The sending side of a [`Socket`] split with [`Socket::split`].
+pub struct SendHalf<'a> {
+    driver: Rc<Driver>,
+    fd: RawFd,
+    _socket: std::marker::PhantomData<&'a ()>,
+}
+
+impl SendHalf<'_> {
+    /// As [`Socket::send_all_until`].
+    pub async fn send_all_until<T: IoVecs>(
+        &self,
+        bufs: T,
+        deadline: Option<std::time::Instant>,
+    ) -> (Result<(), SendError>, T) {
+        send_all_until(&self.driver, self.fd, bufs, deadline).await
+    }
+
+    /// Shuts down the sending direction (the peer reads end of stream).
+    pub fn shutdown_write(&self) {
+        // SAFETY: plain syscall on a descriptor the split socket owns and keeps open.
+        unsafe { libc::shutdown(self.fd, libc::SHUT_WR) };
+    }
+}
+
+impl Drop for Socket {
     fn drop(&mut self) {
         self.recv = None; // cancels an armed receive (its slot keeps nothing)
                           // SAFETY: we own the descriptor; in-flight operations hold their own file reference.
@@ -411,7 +501,7 @@ impl Accept {
 }
 
 /// Opens a TCP connection to `addr` (TCP_NODELAY set).
-pub async fn connect(driver: &Rc<Driver>, addr: SocketAddr) -> io::Result<Conn> {
+pub async fn connect(driver: &Rc<Driver>, addr: SocketAddr) -> io::Result<Socket> {
     let domain = socket2::Domain::for_address(addr);
     let sock = socket2::Socket::new(
         domain,
@@ -420,7 +510,7 @@ pub async fn connect(driver: &Rc<Driver>, addr: SocketAddr) -> io::Result<Conn> 
     )?;
     sock.set_nodelay(true)?;
     let fd = sock.into_raw_fd();
-    let conn = Conn::from_fd(driver.clone(), fd);
+    let conn = Socket::from_fd(driver.clone(), fd);
     let sa = socket2::SockAddr::from(addr);
     // SAFETY: the sockaddr is copied into the slot, whose address is stable until the final
     // completion.

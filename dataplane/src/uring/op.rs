@@ -42,6 +42,16 @@ impl<T: 'static> Op<T> {
     }
 }
 
+impl<T: 'static> Op<T> {
+    /// Asks the kernel to cancel the operation; keep polling for its final completion, which
+    /// brings the buffers back (`-ECANCELED`, or the result if it completed first).
+    pub(crate) fn cancel(&self) {
+        if self.data.is_some() {
+            self.driver.cancel(self.idx);
+        }
+    }
+}
+
 impl<T: 'static> Unpin for Op<T> {}
 
 impl<T: 'static> Future for Op<T> {

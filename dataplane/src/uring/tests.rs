@@ -55,7 +55,7 @@ fn echoes_bytes_through_accept_recv_send() {
     with_driver(DriverConfig::default(), move |d| async move {
         let mut acc = Accept::new(d.clone(), lfd);
         let fd = acc.accept().await.unwrap();
-        let mut conn = Conn::from_fd(d.clone(), fd);
+        let mut conn = Socket::from_fd(d.clone(), fd);
         while let Some(buf) = conn.recv().await.unwrap() {
             let (r, _) = conn.send_all(buf).await;
             r.unwrap();
@@ -87,7 +87,7 @@ fn receive_holding(
     with_driver(cfg, move |d| async move {
         let mut acc = Accept::new(d.clone(), lfd);
         let fd = acc.accept().await.unwrap();
-        let mut conn = Conn::from_fd(d.clone(), fd);
+        let mut conn = Socket::from_fd(d.clone(), fd);
         let mut got = Vec::new();
         let mut held = Vec::new();
         while let Some(buf) = conn.recv().await.unwrap() {
@@ -141,7 +141,7 @@ fn reuses_a_small_window_of_buffers_when_few_are_in_use() {
     with_driver(cfg, move |d| async move {
         let mut acc = Accept::new(d.clone(), lfd);
         let fd = acc.accept().await.unwrap();
-        let mut conn = Conn::from_fd(d.clone(), fd);
+        let mut conn = Socket::from_fd(d.clone(), fd);
         let mut used = std::collections::BTreeSet::new();
         let mut n = 0;
         while let Some(buf) = conn.recv().await.unwrap() {
@@ -193,7 +193,7 @@ fn resumes_short_sends_of_a_large_buffer() {
     with_driver(DriverConfig::default(), move |d| async move {
         let mut acc = Accept::new(d.clone(), lfd);
         let fd = acc.accept().await.unwrap();
-        let conn = Conn::from_fd(d.clone(), fd);
+        let conn = Socket::from_fd(d.clone(), fd);
         let (r, back) = conn.send_all(big).await;
         r.unwrap();
         assert_eq!(back.len(), 8 * 1024 * 1024);
@@ -218,7 +218,7 @@ fn reports_peer_reset() {
     with_driver(DriverConfig::default(), move |d| async move {
         let mut acc = Accept::new(d.clone(), lfd);
         let fd = acc.accept().await.unwrap();
-        let mut conn = Conn::from_fd(d.clone(), fd);
+        let mut conn = Socket::from_fd(d.clone(), fd);
         let first = conn.recv().await.unwrap().unwrap();
         assert_eq!(first.bytes(), b"x");
         drop(first);

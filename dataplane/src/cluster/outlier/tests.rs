@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::cluster::FastRng;
+use crate::base::FastRng;
 
 fn cfg(c5xx: u32, cgw: u32, max_percent: u32) -> OutlierDetection {
     OutlierDetection {

@@ -2,7 +2,7 @@
 //! connection future, ≈ 10 KB) lives in a fixed-size block of this per-worker slab instead of
 //! the general heap.
 //!
-//! Why: a worker's connections come and go in bursts and then sit parked (see `park`) for
+//! Why: a worker's connections come and go in bursts and then sit parked (`proxy::park`) for
 //! minutes. On the general heap, the freed 10 KB states of a burst leave allocator pages that
 //! one surviving block keeps committed, so an idle worker stays as large as its busiest
 //! moment. Here every block is whole pages: the [`HOT_BLOCKS`] most recently freed blocks stay

@@ -20,6 +20,7 @@ use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::Stream;
 use crate::uring::{poll_ready, timeout, Driver};
 
 /// Bodies with at least this much left after what is buffered are spliced.
@@ -87,12 +88,14 @@ impl PipePool {
 /// Why a spliced relay stopped early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpliceError {
-    /// The upstream closed, reset or stalled for the idle timeout before the body ended.
-    Upstream,
-    /// The client closed, reset or stopped reading for the idle timeout.
-    Downstream,
+    /// The stream read from closed, reset or stalled for the idle timeout before `len` bytes.
+    Source,
+    /// The stream written to closed, reset or stopped reading for the idle timeout.
+    Sink,
     /// No pipe could be made (descriptor limit); nothing was moved.
     NoPipe,
+    /// One of the streams is not plaintext; nothing was moved.
+    Unsupported,
 }
 
 /// One non-blocking splice of up to `len` bytes; `Ok(None)` when it would block, `Ok(Some(0))`
@@ -123,26 +126,6 @@ fn splice_once(from: RawFd, to: RawFd, len: usize) -> std::io::Result<Option<usi
     }
 }
 
-/// Whether socket `fd` has unread bytes, has reached end of stream or is in error (a
-/// non-blocking one-byte `MSG_PEEK`).
-pub fn socket_has_bytes_or_eof(fd: RawFd) -> bool {
-    let mut b = 0u8;
-    // SAFETY: reads at most one byte into a local, without consuming it.
-    let n = unsafe {
-        libc::recv(
-            fd,
-            (&mut b as *mut u8).cast(),
-            1,
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-        )
-    };
-    n >= 0
-        || !matches!(
-            std::io::Error::last_os_error().raw_os_error(),
-            Some(libc::EAGAIN)
-        )
-}
-
 /// Waits until `fd` is ready for `events`, at most `idle`; false on timeout or error.
 async fn wait_ready(driver: &Rc<Driver>, fd: RawFd, events: i16, idle: Duration) -> bool {
     matches!(
@@ -151,43 +134,49 @@ async fn wait_ready(driver: &Rc<Driver>, fd: RawFd, events: i16, idle: Duration)
     )
 }
 
-/// Moves exactly `len` bytes from socket `from` to socket `to` through a pipe.
+/// Moves exactly `len` bytes from plaintext stream `from` to plaintext stream `to` through a
+/// pipe, each wait bounded by `idle`.
 pub async fn relay(
-    driver: &Rc<Driver>,
     pipes: &PipePool,
-    from: RawFd,
-    to: RawFd,
+    from: &Stream,
+    to: &Stream,
     len: u64,
     idle: Duration,
 ) -> Result<(), SpliceError> {
+    let (Some(src), Some(dst)) = (from.plain_fd(), to.plain_fd()) else {
+        return Err(SpliceError::Unsupported);
+    };
+    let driver = from.driver();
     let pipe = pipes.get().map_err(|_| SpliceError::NoPipe)?;
     let mut left = len;
     while left > 0 {
         let want = left.min(PIPE_BYTES as u64) as usize;
-        let got = match splice_once(from, pipe.w, want) {
-            Ok(Some(0)) => return Err(SpliceError::Upstream), // end of stream: body cut short
+        let got = match splice_once(src, pipe.w, want) {
+            Ok(Some(0)) => return Err(SpliceError::Source), // end of stream: cut short
             Ok(Some(n)) => n,
             Ok(None) => {
-                if !wait_ready(driver, from, libc::POLLIN, idle).await {
-                    return Err(SpliceError::Upstream);
+                if !wait_ready(driver, src, libc::POLLIN, idle).await {
+                    return Err(SpliceError::Source);
                 }
                 continue;
             }
-            Err(_) => return Err(SpliceError::Upstream),
+            Err(_) => return Err(SpliceError::Source),
         };
+        from.count_spliced(got, 0);
         let mut out = 0;
         while out < got {
-            match splice_once(pipe.r, to, got - out) {
-                Ok(Some(0)) => return Err(SpliceError::Downstream),
+            match splice_once(pipe.r, dst, got - out) {
+                Ok(Some(0)) => return Err(SpliceError::Sink),
                 Ok(Some(n)) => out += n,
                 Ok(None) => {
-                    if !wait_ready(driver, to, libc::POLLOUT, idle).await {
-                        return Err(SpliceError::Downstream);
+                    if !wait_ready(driver, dst, libc::POLLOUT, idle).await {
+                        return Err(SpliceError::Sink);
                     }
                 }
-                Err(_) => return Err(SpliceError::Downstream),
+                Err(_) => return Err(SpliceError::Sink),
             }
         }
+        to.count_spliced(0, got);
         left -= got as u64;
     }
     pipes.put(pipe);

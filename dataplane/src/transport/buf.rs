@@ -1,12 +1,11 @@
 //! Received bytes of one side of a connection, and the send payloads built over them.
 //!
 //! [`InBuf`] holds the unconsumed bytes: normally a window into one receive buffer of the
-//! ring (zero copy); only when a head spans several receive buffers are the bytes gathered
+//! ring (zero copy); only when a message spans several receive buffers are the bytes gathered
 //! into a per-connection `Vec` (copied once, capacity kept for later requests).
-//! [`HeadOut`] and [`Window`] implement `IoVecs` so a head (original bytes plus added lines)
-//! and body bytes go out in one `sendmsg` straight from those buffers.
+//! [`Window`] and [`Chain`] implement `IoVecs`, so received bytes go out in one `sendmsg`
+//! straight from the buffers they arrived in ([`fill_pieces`] helps payloads built elsewhere).
 
-use crate::http::Segment;
 use crate::uring::{IoVecs, RecvBuf};
 
 /// Unconsumed received bytes. INVARIANT: when `use_acc` is false, `acc` holds no live data.
@@ -80,31 +79,8 @@ impl InBuf {
     }
 }
 
-/// A head to send: segments over `inb` and `added`, then `tail` more bytes of `inb` starting
-/// at `tail_at` (body bytes that arrived with the head).
-pub struct HeadOut {
-    pub inb: InBuf,
-    pub added: Vec<u8>,
-    pub segs: Vec<Segment>,
-    pub tail_at: usize,
-    pub tail: usize,
-}
-
-impl HeadOut {
-    fn pieces(&self) -> impl Iterator<Item = &[u8]> {
-        let orig = self.inb.bytes();
-        let added = &self.added[..];
-        let tail = orig
-            .get(self.tail_at..self.tail_at + self.tail)
-            .unwrap_or(&[]);
-        self.segs
-            .iter()
-            .map(move |s| s.bytes(orig, added))
-            .chain(std::iter::once(tail))
-    }
-}
-
-fn fill_pieces<'a>(
+/// Writes iovecs for `pieces`, skipping the first `skip` bytes; returns how many were written.
+pub fn fill_pieces<'a>(
     pieces: impl Iterator<Item = &'a [u8]>,
     mut skip: usize,
     out: &mut [libc::iovec],
@@ -127,17 +103,6 @@ fn fill_pieces<'a>(
         n += 1;
     }
     n
-}
-
-// SAFETY: every piece points into the receive buffer ring, the accumulator Vec's heap memory
-// or `added`'s heap memory, all owned by `self` and none of which moves when `self` moves.
-unsafe impl IoVecs for HeadOut {
-    fn fill(&self, skip: usize, out: &mut [libc::iovec]) -> usize {
-        fill_pieces(self.pieces(), skip, out)
-    }
-    fn total(&self) -> usize {
-        self.pieces().map(|p| p.len()).sum()
-    }
 }
 
 /// The first `len` bytes of an `InBuf`.

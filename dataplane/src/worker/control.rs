@@ -1,0 +1,69 @@
+//! What crosses threads: [`Shared`] (atomics every thread may read, off the hot path) and the
+//! [`Control`] messages the control thread, the admin executor and other workers send to a
+//! worker.
+//!
+//! Invariant: a worker reads its control channel between requests only; nothing on the
+//! request path touches a channel or an atomic that another core writes per request.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::telemetry::MetricsSnapshot;
+
+/// Resolved endpoint addresses, indexed like `Config::clusters`.
+pub type Endpoints = Arc<Vec<Vec<SocketAddr>>>;
+
+/// State every thread may read: readiness and drain flags, per-worker gauges.
+#[derive(Debug)]
+pub struct Shared {
+    pub workers: usize,
+    pub ready_workers: AtomicUsize,
+    pub draining: AtomicBool,
+    /// Open downstream connections per worker (written once per connection, not per request).
+    pub active: Vec<AtomicUsize>,
+    pub stopped_workers: AtomicUsize,
+}
+
+impl Shared {
+    /// Shared state for `workers` workers, none ready yet.
+    pub fn new(workers: usize) -> Shared {
+        Shared {
+            workers,
+            ready_workers: AtomicUsize::new(0),
+            draining: AtomicBool::new(false),
+            active: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
+            stopped_workers: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn ready(&self) -> bool {
+        self.ready_workers.load(Ordering::Acquire) == self.workers
+            && !self.draining.load(Ordering::Acquire)
+    }
+
+    pub fn active_connections(&self) -> usize {
+        self.active.iter().map(|a| a.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// Messages from the control thread / admin executor / other workers to a worker.
+pub enum Control {
+    /// Reply with this worker's metrics.
+    Scrape(flume::Sender<MetricsSnapshot>),
+    /// Swap to a new validated configuration and its resolved endpoints (per cluster).
+    Reload(Arc<Config>, Endpoints),
+    /// New resolved endpoints (DNS refresh), per cluster of the current configuration.
+    Endpoints(Endpoints),
+    /// The endpoints of `cluster` (by name) that fail active health checks now; every other
+    /// endpoint of it is healthy. Sent by the worker that runs the checks.
+    Health {
+        cluster: String,
+        unhealthy: Vec<SocketAddr>,
+    },
+    /// Stop accepting; close idle keep-alive connections; finish in-flight requests.
+    Drain,
+    /// Exit now.
+    Stop,
+}

@@ -1,0 +1,108 @@
+//! [`View`]: one configuration compiled for one worker — route tables, per-route policy
+//! state, per-cluster state — built off the hot path, swapped between requests.
+//!
+//! Invariant: a request keeps the `Rc<View>` it started with until it ends; a new view is
+//! built whole before it replaces the old one, carrying over state that must survive a reload
+//! (health results of endpoints that are still there).
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::cluster::ClusterState;
+use crate::config::{Config, Limits};
+use crate::http::HeadLimits;
+use crate::policy::RouteState;
+use crate::route::RouteTable;
+
+/// The compiled, per-worker view of one configuration.
+pub struct View {
+    pub config: Arc<Config>,
+    pub listeners: Vec<ListenerView>,
+    /// Indexed like `Config::clusters`.
+    pub clusters: Vec<ClusterState>,
+}
+
+/// One listener's compiled routes and limits.
+pub struct ListenerView {
+    pub routes: RouteTable,
+    pub head_limits: HeadLimits,
+    /// Per-core policy state of each route, indexed like `ListenerConfig::routes`.
+    pub route_states: Vec<RefCell<RouteState>>,
+}
+
+/// The codec's head limits of a listener's `[listeners.limits]`.
+pub fn head_limits(l: &Limits) -> HeadLimits {
+    HeadLimits {
+        max_head_bytes: l.max_request_head_bytes,
+        max_target_bytes: l.max_request_target_bytes,
+        max_headers: l.max_headers,
+    }
+}
+
+impl View {
+    /// Compiles `config` over its resolved `endpoints` (per cluster) for one of `workers`.
+    pub fn new(
+        config: Arc<Config>,
+        endpoints: &[Vec<SocketAddr>],
+        seed: u64,
+        workers: usize,
+    ) -> View {
+        let now = Instant::now();
+        let listeners = config
+            .listeners
+            .iter()
+            .map(|l| ListenerView {
+                routes: RouteTable::new(l),
+                head_limits: head_limits(&l.limits),
+                route_states: l
+                    .routes
+                    .iter()
+                    .map(|r| RefCell::new(RouteState::new(&r.policy, workers, now)))
+                    .collect(),
+            })
+            .collect();
+        let clusters = config
+            .clusters
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let eps = endpoints.get(i).cloned().unwrap_or_default();
+                ClusterState::new(c, eps, seed ^ (i as u64) << 32, workers)
+            })
+            .collect();
+        View {
+            config,
+            listeners,
+            clusters,
+        }
+    }
+
+    /// Carries over from `old` what a reload keeps: health results of endpoints that are
+    /// still in a cluster of the same name.
+    pub fn inherit(&self, old: &View) {
+        for (ci, c) in self.config.clusters.iter().enumerate() {
+            let Some(oi) = old.config.clusters.iter().position(|o| o.name == c.name) else {
+                continue;
+            };
+            self.clusters[ci].inherit_health(&old.clusters[oi]);
+        }
+    }
+
+    /// The cluster named `name`, with its index.
+    pub fn cluster_named(&self, name: &str) -> Option<(usize, &ClusterState)> {
+        let i = self.config.clusters.iter().position(|c| c.name == name)?;
+        Some((i, self.clusters.get(i)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_limits_are_the_codecs_defaults() {
+        assert_eq!(head_limits(&Limits::default()), HeadLimits::DEFAULT);
+    }
+}
