@@ -17,7 +17,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -154,13 +154,7 @@ endpoints = ["{}"]
     let config = Arc::new(ringway::config::parse(&toml).expect("config"));
     let endpoints: runtime::Endpoints = Arc::new(vec![vec![upstream.addr()]]);
     let fd = runtime::bind_listener(config.listeners[0].bind).expect("bind");
-    let shared = Arc::new(Shared {
-        workers: 1,
-        ready_workers: AtomicUsize::new(0),
-        draining: AtomicBool::new(false),
-        active: vec![AtomicUsize::new(0)],
-        stopped_workers: AtomicUsize::new(0),
-    });
+    let shared = Arc::new(Shared::new(1));
     let (ctl_tx, ctl_rx) = flume::unbounded();
     let phase = Arc::new(AtomicUsize::new(0));
     let ack = Arc::new(AtomicUsize::new(0));

@@ -91,7 +91,11 @@ fn table() -> RouteTable {
     RouteTable::new(&ListenerConfig {
         name: "edge".into(),
         bind: "127.0.0.1:8080".parse().unwrap(),
+        protocol: ringway::config::Protocol::Http,
         cluster: Some(ClusterId(0)),
+        interception: ringway::config::Interception::None,
+        proxy_protocol: false,
+        connect_attempts: 1,
         limits: Limits::default(),
         routes,
     })

@@ -18,6 +18,7 @@ pub mod base;
 pub mod cluster;
 pub mod config;
 pub mod http;
+pub mod l4;
 pub mod listener;
 pub mod policy;
 pub mod pool;

@@ -1,31 +1,41 @@
 //! Per-worker accept loops: multishot accept on the worker's own SO_REUSEPORT socket, the
-//! connection limit, and one task per accepted connection.
+//! connection limit, and one task per accepted connection, which reads the PROXY protocol
+//! header when the listener requires one and then serves the connection by its protocol
+//! (`proxy` for HTTP, `l4` for TCP).
 //!
 //! INVARIANT: every accepted descriptor is either handed to a connection task (which owns
-//! and closes it) or closed here.
+//! and closes it) or closed here; every connection counted open is counted closed once.
 
 use std::os::fd::RawFd;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::transport::addr::Interception;
-use crate::transport::{ConnInfo, Stream};
+use crate::config::Protocol;
+use crate::telemetry::ErrorKind;
+use crate::transport::proxy_protocol::{self, ReadError};
+use crate::transport::{ConnInfo, InBuf, Stream};
 use crate::uring::{sleep, Accept};
 use crate::worker::Worker;
 
-/// The answer to a connection over `max_connections`: sent with one non-blocking `send` (the
-/// socket buffer of a fresh connection always has room), then the descriptor is closed.
+/// How long a connection may take to send the PROXY protocol header its listener requires.
+pub const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The answer of an HTTP listener to a connection over `max_connections`: sent with one
+/// non-blocking `send` (the socket buffer of a fresh connection always has room), then the
+/// descriptor is closed. A TCP listener just closes.
 const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nserver: ringway\r\ncontent-type: text/plain\r\ncontent-length: 29\r\nconnection: close\r\n\r\ntoo many connections; retry\r\n";
 
-fn reject_overloaded(fd: RawFd) {
+fn reject_overloaded(fd: RawFd, protocol: Protocol) {
     // SAFETY: a descriptor we just accepted and nobody else has seen; the buffer is static.
     unsafe {
-        libc::send(
-            fd,
-            OVERLOADED.as_ptr().cast(),
-            OVERLOADED.len(),
-            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-        );
+        if protocol == Protocol::Http {
+            libc::send(
+                fd,
+                OVERLOADED.as_ptr().cast(),
+                OVERLOADED.len(),
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            );
+        }
         libc::shutdown(fd, libc::SHUT_WR);
         libc::close(fd);
     }
@@ -40,21 +50,29 @@ pub async fn accept_loop(w: Rc<Worker>, listener: usize, fd: RawFd) {
             Ok(cfd) => {
                 warned = false;
                 let view = w.view();
-                let max = view
-                    .config
-                    .listeners
-                    .get(listener)
-                    .map_or(usize::MAX, |l| l.limits.max_connections);
-                if w.shared.active_connections() >= max {
-                    w.metrics
-                        .proxy_error(crate::telemetry::ErrorKind::Overloaded);
-                    reject_overloaded(cfd);
+                let Some(l) = view.config.listeners.get(listener) else {
+                    reject_overloaded(cfd, Protocol::Tcp);
+                    continue;
+                };
+                if w.shared.active_connections() >= l.limits.max_connections {
+                    w.metrics.proxy_error(ErrorKind::Overloaded);
+                    reject_overloaded(cfd, l.protocol);
                     continue;
                 }
-                let info = ConnInfo::of_accepted(cfd, Interception::None);
+                let info = ConnInfo::of_accepted(cfd, l.interception);
                 let stream = Stream::from_fd(w.driver.clone(), cfd);
-                glommio::spawn_local(crate::proxy::serve(w.clone(), listener, stream, info))
-                    .detach();
+                w.conn_opened();
+                w.metrics.connection_opened(listener);
+                let (protocol, proxied) = (l.protocol, l.proxy_protocol);
+                glommio::spawn_local(connection(
+                    w.clone(),
+                    listener,
+                    stream,
+                    info,
+                    protocol,
+                    proxied,
+                ))
+                .detach();
             }
             Err(e) => {
                 // EMFILE/ENFILE/ENOMEM: back off instead of spinning; the backlog holds clients.
@@ -65,5 +83,41 @@ pub async fn accept_loop(w: Rc<Worker>, listener: usize, fd: RawFd) {
                 sleep(&w.driver, Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// One accepted connection: the PROXY protocol header first if required, then its protocol.
+async fn connection(
+    w: Rc<Worker>,
+    listener: usize,
+    mut stream: Stream,
+    mut info: ConnInfo,
+    protocol: Protocol,
+    proxy_protocol: bool,
+) {
+    let mut inb = InBuf::default();
+    if proxy_protocol {
+        let deadline = Instant::now() + PROXY_HEADER_TIMEOUT;
+        match proxy_protocol::read_header(&mut stream, &mut inb, deadline).await {
+            Ok(Some((source, destination))) => {
+                info.peer = source;
+                info.local = destination;
+            }
+            Ok(None) => {} // LOCAL / UNKNOWN: the connection's own addresses stand
+            Err(e) => {
+                if !matches!(e, ReadError::Closed) {
+                    w.metrics.proxy_error(ErrorKind::ProxyProtocol);
+                }
+                tracing::debug!(peer = %info.peer, error = %e, "PROXY protocol header refused");
+                drop(stream);
+                w.metrics.connection_closed(listener);
+                w.conn_closed();
+                return;
+            }
+        }
+    }
+    match protocol {
+        Protocol::Http => crate::proxy::serve(w, listener, stream, info, inb).await,
+        Protocol::Tcp => crate::l4::serve(w, listener, stream, info, inb).await,
     }
 }

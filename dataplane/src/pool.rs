@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::cluster::breaker::ConnectionGuard;
-use crate::transport::{InBuf, Stream};
+use crate::transport::{InBuf, OwnMark, Stream};
 
 /// Which transport settings a connection was made with: 0 is plaintext TCP; other values
 /// name a cluster's TLS settings (identity, SNI) on this worker.
@@ -56,6 +56,8 @@ pub struct UpstreamConn {
     /// The cluster circuit breaker's `max_connections` slot, released when the connection
     /// closes (pooled idle connections count too).
     pub breaker_slot: Option<ConnectionGuard>,
+    /// For connections to original destinations: our mark in the redirect-loop guard.
+    pub own: Option<OwnMark>,
 }
 
 impl UpstreamConn {
@@ -65,6 +67,7 @@ impl UpstreamConn {
             inb: InBuf::default(),
             uses: 0,
             breaker_slot,
+            own: None,
         }
     }
 }

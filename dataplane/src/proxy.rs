@@ -38,7 +38,7 @@ use crate::base::ConnTask;
 use crate::http::{self, BodyFraming, HeadView, Parsed};
 use crate::route::{Action, Selection};
 use crate::telemetry::ErrorKind;
-use crate::transport::{ConnInfo, Stream};
+use crate::transport::{ConnInfo, InBuf, Stream};
 use crate::upstream::Cluster;
 use crate::uring::timeout;
 use crate::worker::{View, Worker};
@@ -76,11 +76,10 @@ enum Target {
 const IDLE_SLICE: Duration = Duration::from_millis(100);
 const HEAD_TIMEOUT_BODY: &str = "request head not received in time\n";
 
-/// Serves one downstream connection until it closes.
-pub async fn serve(w: Rc<Worker>, listener: usize, stream: Stream, info: ConnInfo) {
-    w.conn_opened();
-    w.metrics.connection_opened(listener);
-    run(w, listener, Downstream::new(stream, info)).await;
+/// Serves one downstream connection until it closes (or parks). The listener counted it
+/// open; its first bytes may already be in `inb`.
+pub async fn serve(w: Rc<Worker>, listener: usize, stream: Stream, info: ConnInfo, inb: InBuf) {
+    run(w, listener, Downstream::with_input(stream, info, inb)).await;
 }
 
 /// Gives a parked connection that became readable a full connection task again.

@@ -47,6 +47,19 @@ pub enum RuntimeError {
 
 /// A listening socket per (worker, listener), bound before the workers start.
 pub fn bind_listener(addr: SocketAddr) -> std::io::Result<RawFd> {
+    bind_socket(addr, false)
+}
+
+/// The listening socket of `l`: `IP_TRANSPARENT` for a TPROXY listener (needs
+/// `CAP_NET_ADMIN`), so that it accepts connections addressed to any destination.
+pub fn bind_listener_for(l: &crate::config::ListenerConfig) -> std::io::Result<RawFd> {
+    bind_socket(
+        l.bind,
+        l.interception == crate::config::Interception::Tproxy,
+    )
+}
+
+fn bind_socket(addr: SocketAddr, transparent: bool) -> std::io::Result<RawFd> {
     use socket2::{Domain, Protocol, Socket, Type};
     let sock = Socket::new(
         Domain::for_address(addr),
@@ -58,6 +71,9 @@ pub fn bind_listener(addr: SocketAddr) -> std::io::Result<RawFd> {
     sock.set_nodelay(true)?;
     if addr.is_ipv6() {
         sock.set_only_v6(true)?;
+    }
+    if transparent {
+        sock.set_ip_transparent(true)?;
     }
     sock.bind(&addr.into())?;
     sock.listen(4096)?;
@@ -123,7 +139,7 @@ pub fn start(
     for _ in 0..workers {
         let mut per = Vec::new();
         for l in &config.listeners {
-            let fd = bind_listener(l.bind).map_err(|source| RuntimeError::Bind {
+            let fd = bind_listener_for(l).map_err(|source| RuntimeError::Bind {
                 what: "listener",
                 addr: l.bind,
                 source,

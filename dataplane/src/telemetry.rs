@@ -208,11 +208,15 @@ pub enum ErrorKind {
     Overloaded,
     /// A broken invariant inside the proxy.
     Internal,
+    /// A connection without the PROXY protocol header its listener requires, or a malformed one.
+    ProxyProtocol,
+    /// An intercepted connection whose original destination is this proxy itself.
+    RedirectLoop,
 }
 
 impl ErrorKind {
     /// Number of kinds.
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 15;
     /// All kinds, in index order.
     pub const ALL: [ErrorKind; Self::COUNT] = [
         ErrorKind::BadRequest,
@@ -228,6 +232,8 @@ impl ErrorKind {
         ErrorKind::RateLimited,
         ErrorKind::Overloaded,
         ErrorKind::Internal,
+        ErrorKind::ProxyProtocol,
+        ErrorKind::RedirectLoop,
     ];
 
     /// Index into [`ErrorKind::ALL`].
@@ -251,6 +257,8 @@ impl ErrorKind {
             ErrorKind::RateLimited => "rate_limited",
             ErrorKind::Overloaded => "overloaded",
             ErrorKind::Internal => "internal",
+            ErrorKind::ProxyProtocol => "proxy_protocol",
+            ErrorKind::RedirectLoop => "redirect_loop",
         }
     }
 }

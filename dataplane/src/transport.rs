@@ -12,7 +12,9 @@
 //! - `splice`: zero-copy relay through a pipe, offered only between two plaintext streams.
 //! - `park`: [`ParkingLot`], idle streams held without a task until they become readable.
 //! - `addr`: what is known of a connection's addresses at accept ([`ConnInfo`]): peer, local,
-//!   and the original destination of an intercepted connection (`SO_ORIGINAL_DST`).
+//!   and the original destination of an intercepted connection (`SO_ORIGINAL_DST`); our own
+//!   outgoing connections ([`OwnConnections`], for the loop guard).
+//! - `proxy_protocol`: the PROXY protocol v1/v2 header, parsed and encoded (pure).
 //!
 //! Invariants: a `Stream` owns its connection and closes it on drop; what a send borrowed
 //! comes back to the caller on every outcome (completion, error, timeout); received bytes
@@ -22,11 +24,12 @@
 pub mod addr;
 pub mod buf;
 pub mod park;
+pub mod proxy_protocol;
 pub mod splice;
 mod stream;
 
 pub use crate::uring::{IoVecs, RecvBuf, SendError};
-pub use addr::ConnInfo;
+pub use addr::{ConnInfo, OwnConnections, OwnMark};
 pub use buf::{Chain, InBuf, Window, CHAIN_MAX};
 pub use park::ParkingLot;
 pub use splice::{PipePool, SpliceError};

@@ -31,10 +31,10 @@ use std::time::Instant;
 
 use crate::cluster::breaker::{BreakerLimit, Overload};
 use crate::cluster::{ClusterState, Outcome, Pick};
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, ClusterKind};
 use crate::pool::{PoolKey, TransportId, UpstreamConn};
 use crate::telemetry::PolicyEvent;
-use crate::transport::{self, Stream};
+use crate::transport::{self, proxy_protocol, ConnInfo, SendError, Stream};
 use crate::uring::{self, Driver};
 use crate::worker::{View, Worker};
 
@@ -56,14 +56,54 @@ impl<'a> Cluster<'a> {
         })
     }
 
-    /// The pool key of a connection to `addr` made with this cluster's transport.
-    pub fn pool_key(&self, addr: SocketAddr) -> PoolKey {
+    /// The pool key of a connection to `addr` made with this cluster's transport, for a
+    /// request or connection from the downstream `conn` (whose addresses a PROXY protocol
+    /// header announces, when the cluster sends one).
+    pub fn pool_key(&self, addr: SocketAddr, conn: Option<&ConnInfo>) -> PoolKey {
+        let proxied = match (self.config.proxy_protocol, conn) {
+            (Some(_), Some(c)) => Some((c.peer, c.original_dst.unwrap_or(c.local))),
+            _ => None,
+        };
         PoolKey {
             addr,
             transport: TransportId::PLAINTEXT,
-            proxied: None,
+            proxied,
         }
     }
+
+    pub fn is_original_destination(&self) -> bool {
+        self.config.kind == ClusterKind::OriginalDestination
+    }
+}
+
+/// Why an intercepted connection cannot go to its original destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginalDestinationError {
+    /// The listener does not intercept (no original destination is known).
+    Unknown,
+    /// The original destination is this proxy (a listener of ours, or our own connection
+    /// redirected back to us): relaying would loop.
+    Loop,
+}
+
+/// Where an intercepted connection was going, unless going there would reach this proxy
+/// again: a listener address of ours (a client connecting to the listener directly), or one
+/// of our own upstream connections redirected back by iptables ([`OwnConnections`]).
+pub fn original_destination(
+    w: &Worker,
+    conn: &ConnInfo,
+) -> Result<SocketAddr, OriginalDestinationError> {
+    let dst = conn.original_dst.ok_or(OriginalDestinationError::Unknown)?;
+    let view = w.view();
+    let local_ip = |ip: std::net::IpAddr| ip.is_loopback() || ip == conn.local.ip();
+    let is_listener = view.config.listeners.iter().any(|l| {
+        l.bind.port() == dst.port()
+            && (l.bind.ip() == dst.ip() || (l.bind.ip().is_unspecified() && local_ip(dst.ip())))
+    });
+    if is_listener || w.shared.own_connections.is_own(conn.peer, dst) {
+        return Err(OriginalDestinationError::Loop);
+    }
+    Ok(dst)
 }
 
 /// Why no connection to an upstream could be had.
@@ -93,27 +133,33 @@ pub struct PickRequest {
     pub hash: u64,
     /// An endpoint index to avoid (the one a retry is moving away from).
     pub exclude: Option<usize>,
+    /// For an `original_destination` cluster: where the connection goes (see
+    /// [`original_destination`]).
+    pub original_dst: Option<SocketAddr>,
 }
 
 /// One endpoint picked for one try. Counted in flight by the balancer until dropped.
 pub struct Endpoint<'a> {
     cluster: Cluster<'a>,
-    pick: Pick,
+    /// `None` for an original destination (no balancer, no outlier state).
+    pick: Option<Pick>,
+    addr: SocketAddr,
 }
 
 impl Endpoint<'_> {
     pub fn addr(&self) -> SocketAddr {
-        self.pick.addr
+        self.addr
     }
 
-    /// Index of the endpoint in its cluster.
+    /// Index of the endpoint in its cluster (0 for an original destination).
     pub fn index(&self) -> usize {
-        self.pick.index
+        self.pick.map_or(0, |p| p.index)
     }
 
     /// How the try went, for outlier detection (an ejection is counted).
     pub fn record(&self, w: &Worker, outcome: Outcome) {
-        if self.cluster.state.record(self.pick.index, outcome) {
+        let Some(p) = &self.pick else { return };
+        if self.cluster.state.record(p.index, outcome) {
             w.metrics
                 .policy_event(Some(self.cluster.index), PolicyEvent::OutlierEjection);
         }
@@ -122,12 +168,22 @@ impl Endpoint<'_> {
 
 impl Drop for Endpoint<'_> {
     fn drop(&mut self) {
-        self.cluster.state.end(&self.pick);
+        if let Some(p) = &self.pick {
+            self.cluster.state.end(p);
+        }
     }
 }
 
-/// Picks an endpoint of `cluster` for `req` (`None`: no healthy endpoint).
+/// Picks an endpoint of `cluster` for `req` (`None`: no healthy endpoint, or no original
+/// destination for an `original_destination` cluster).
 pub fn pick<'a>(cluster: Cluster<'a>, req: &PickRequest) -> Option<Endpoint<'a>> {
+    if cluster.is_original_destination() {
+        return req.original_dst.map(|addr| Endpoint {
+            cluster,
+            pick: None,
+            addr,
+        });
+    }
     let pick = cluster
         .state
         .pick(
@@ -136,12 +192,31 @@ pub fn pick<'a>(cluster: Cluster<'a>, req: &PickRequest) -> Option<Endpoint<'a>>
             req.exclude,
         )
         .ok()?;
-    Some(Endpoint { cluster, pick })
+    Some(Endpoint {
+        cluster,
+        addr: pick.addr,
+        pick: Some(pick),
+    })
 }
 
 /// A stream to `addr` with the cluster's transport (plaintext TCP), without a deadline.
 pub async fn open(driver: &Rc<Driver>, addr: SocketAddr) -> io::Result<Stream> {
     transport::connect_tcp(driver, addr).await
+}
+
+/// Opens the stream and sends the cluster's PROXY protocol header, if it has one.
+async fn open_with_preamble(w: &Worker, cluster: Cluster<'_>, key: &PoolKey) -> io::Result<Stream> {
+    let mut stream = open(&w.driver, key.addr).await?;
+    if let (Some(version), Some((src, dst))) = (cluster.config.proxy_protocol, key.proxied) {
+        let mut header = Vec::with_capacity(64);
+        proxy_protocol::encode(version, src, dst, &mut header);
+        let (sent, _) = stream.send(header, None).await;
+        sent.map_err(|e| match e {
+            SendError::Io(e) => e,
+            SendError::TimedOut => io::ErrorKind::TimedOut.into(),
+        })?;
+    }
+    Ok(stream)
 }
 
 /// An idle pooled connection for `key`, if the pool has a live one (counted as a reuse).
@@ -153,6 +228,8 @@ pub fn checkout(w: &Worker, cluster: Cluster<'_>, key: &PoolKey) -> Option<Upstr
 
 /// A new connection for `key` within the cluster's connect timeout, holding the breaker's
 /// `max_connections` slot for its lifetime (a `max_pending_requests` slot while connecting).
+/// It begins with the PROXY protocol header of `key.proxied` when the cluster sends one;
+/// a connection to an original destination is marked in the redirect-loop guard.
 pub async fn connect(
     w: &Worker,
     cluster: Cluster<'_>,
@@ -173,13 +250,18 @@ pub async fn connect(
     let connected = uring::timeout(
         &w.driver,
         cluster.config.connect_timeout,
-        open(&w.driver, key.addr),
+        open_with_preamble(w, cluster, key),
     )
     .await;
     match connected {
         Ok(Ok(stream)) => {
             w.metrics.upstream_connect(cluster.index, true);
-            Ok(UpstreamConn::new(stream, slot))
+            let mut up = UpstreamConn::new(stream, slot);
+            if cluster.is_original_destination() {
+                let port = up.stream.local_addr().port();
+                up.own = Some(w.shared.own_connections.mark(port, key.addr));
+            }
+            Ok(up)
         }
         Ok(Err(e)) => {
             w.metrics.upstream_connect(cluster.index, false);

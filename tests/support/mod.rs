@@ -5,6 +5,8 @@
 //! - [`Proxy`]: a `ringway` process started from a TOML config, ready once `/ready` is 200;
 //! - [`Nginx`]: an nginx baseline, only where `/usr/sbin/nginx` exists;
 //! - [`Rig`]: a `ringway` on free ports from a one-listener [`Spec`] (the `proxy_*` targets);
+//! - [`TcpPeer`]: a `ringway-tcp` echo/source/sink peer for L4 tests; [`metric`] reads one
+//!   `/metrics` sample;
 //! - [`Client`]: a blocking HTTP/1.1 client with timeouts, for requests and assertions;
 //! - [`free_port`], [`rss_kib`]: small system helpers.
 //!
@@ -17,11 +19,13 @@ pub mod nginx;
 pub mod proxy;
 pub mod rig;
 pub mod sys;
+pub mod tcp_peer;
 pub mod upstream;
 
 pub use client::{Client, Response};
 pub use nginx::Nginx;
 pub use proxy::Proxy;
 pub use rig::{config, pattern_chunk, Rig, Spec, PATTERN_CHUNK_LEN};
-pub use sys::{free_port, ringway_bin, rss_kib, upstream_bin, wait_for_port};
+pub use sys::{fd_count, free_port, ringway_bin, rss_kib, upstream_bin, wait_for_port};
+pub use tcp_peer::{metric, TcpPeer};
 pub use upstream::{Upstream, UpstreamStats};

@@ -3,6 +3,7 @@
 //! - [`upstream`]: the test and fault upstream behind the `ringway-upstream` binary
 //!   (integration tests, benchmarks and the README quickstart all run it).
 //! - [`load`]: the load generator behind the `ringway-load` binary (wrk2-like, epoll).
+//! - [`tcp`]: the TCP test peer and load driver behind `ringway-tcp` (L4 tests, benchmarks).
 //! - [`plot`]: the bar charts of the comparison driver (`ringway-plot`, drawn with plotters).
 //!
 //! Everything here is plain `std` threads (the upstream: a thread per connection; the load
@@ -13,4 +14,5 @@
 pub mod alloc;
 pub mod load;
 pub mod plot;
+pub mod tcp;
 pub mod upstream;

@@ -88,7 +88,11 @@ const ROUTE: &[(&str, Shape)] = &[
 const LISTENER: &[(&str, Shape)] = &[
     ("name", Leaf),
     ("bind", Leaf),
+    ("protocol", Leaf),
     ("cluster", Leaf),
+    ("interception", Leaf),
+    ("proxy_protocol", Leaf),
+    ("connect_attempts", Leaf),
     ("limits", Table(LIMITS)),
     ("routes", Tables(ROUTE)),
 ];
@@ -119,7 +123,9 @@ const OUTLIER_DETECTION: &[(&str, Shape)] = &[
 ];
 const CLUSTER: &[(&str, Shape)] = &[
     ("name", Leaf),
+    ("type", Leaf),
     ("endpoints", Leaf),
+    ("proxy_protocol", Leaf),
     ("lb", Leaf),
     ("connect_timeout", Leaf),
     ("pool", Table(POOL)),

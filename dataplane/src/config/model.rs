@@ -66,10 +66,41 @@ pub struct AdminConfig {
 pub struct ListenerConfig {
     pub name: String,
     pub bind: SocketAddr,
-    /// Where a request goes when no route matches; `None` = 404.
+    pub protocol: Protocol,
+    /// Where a request goes when no route matches; `None` = 404. Always set for `tcp`.
     pub cluster: Option<ClusterId>,
+    /// How connections reach the listener (iptables interception or not).
+    pub interception: Interception,
+    /// Every connection must begin with a PROXY protocol header (v1 or v2); its source
+    /// address is then the client's.
+    pub proxy_protocol: bool,
+    /// `tcp` listeners: endpoints tried per connection when connecting fails (1..=10).
+    pub connect_attempts: u32,
     pub limits: Limits,
     pub routes: Vec<RouteConfig>,
+}
+
+/// What a listener speaks (`protocol`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1: routes, policies, pooling.
+    #[default]
+    Http,
+    /// L4: bytes relayed both ways to `cluster`.
+    Tcp,
+}
+
+/// How connections reach a listener (`interception`, Istio's `interceptionMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Interception {
+    /// Clients connect to the listener's address.
+    #[default]
+    None,
+    /// iptables `REDIRECT`: the original destination is read with `SO_ORIGINAL_DST`.
+    Redirect,
+    /// iptables `TPROXY`: the listener is `IP_TRANSPARENT` and the original destination is the
+    /// address the connection was accepted for.
+    Tproxy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,7 +172,11 @@ pub struct WeightedCluster {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterConfig {
     pub name: String,
+    pub kind: ClusterKind,
+    /// Empty for `original_destination`.
     pub endpoints: Vec<EndpointAddr>,
+    /// Send a PROXY protocol header of this version first on every upstream connection.
+    pub proxy_protocol: Option<ProxyProtocolVersion>,
     pub lb: LbPolicy,
     pub connect_timeout: Duration,
     pub pool: PoolConfig,
@@ -151,6 +186,26 @@ pub struct ClusterConfig {
     pub dns_refresh: Duration,
     /// Circuit breaking, health checking, outlier detection.
     pub resilience: ClusterPolicy,
+}
+
+/// Where a cluster's endpoints come from (`type`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClusterKind {
+    /// The listed `endpoints` (names resolved by DNS).
+    #[default]
+    Static,
+    /// Each connection goes to where it was going before interception (Envoy's
+    /// `ORIGINAL_DST`); the listener must intercept.
+    OriginalDestination,
+}
+
+/// PROXY protocol versions (haproxy.org/download/2.9/doc/proxy-protocol.txt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtocolVersion {
+    /// Human-readable line.
+    V1,
+    /// Binary header.
+    V2,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

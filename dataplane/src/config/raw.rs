@@ -60,7 +60,11 @@ pub struct RawAdmin {
 pub struct RawListener {
     pub name: Text,
     pub bind: Text,
+    pub protocol: Option<Text>,
     pub cluster: Option<Text>,
+    pub interception: Option<Text>,
+    pub proxy_protocol: Option<Spanned<bool>>,
+    pub connect_attempts: Option<Int>,
     pub limits: Option<RawLimits>,
     #[serde(default)]
     pub routes: Vec<Spanned<RawRoute>>,
@@ -172,7 +176,10 @@ pub struct RawDirect {
 #[serde(deny_unknown_fields)]
 pub struct RawCluster {
     pub name: Text,
-    pub endpoints: Spanned<Vec<Text>>,
+    #[serde(rename = "type")]
+    pub kind: Option<Text>,
+    pub endpoints: Option<Spanned<Vec<Text>>>,
+    pub proxy_protocol: Option<Text>,
     pub lb: Option<Text>,
     pub connect_timeout: Option<Dur>,
     pub pool: Option<RawPool>,

@@ -33,10 +33,29 @@ fn write_config(out: &mut String, cfg: &Config) -> std::fmt::Result {
         writeln!(out, "\n[[listeners]]")?;
         writeln!(out, "name = {}", quote(&l.name))?;
         writeln!(out, "bind = {}", quote(&l.bind.to_string()))?;
+        let tcp = l.protocol == Protocol::Tcp;
+        if tcp {
+            writeln!(out, "protocol = \"tcp\"")?;
+        }
         if let Some(id) = l.cluster {
             writeln!(out, "cluster = {}", cluster_name(cfg, id))?;
         }
+        match l.interception {
+            Interception::None => {}
+            Interception::Redirect => writeln!(out, "interception = \"redirect\"")?,
+            Interception::Tproxy => writeln!(out, "interception = \"tproxy\"")?,
+        }
+        if l.proxy_protocol {
+            writeln!(out, "proxy_protocol = true")?;
+        }
         let lim = &l.limits;
+        if tcp {
+            writeln!(out, "connect_attempts = {}", l.connect_attempts)?;
+            writeln!(out, "\n  [listeners.limits]")?;
+            writeln!(out, "  idle_timeout = {}", dur(lim.idle_timeout))?;
+            writeln!(out, "  max_connections = {}", lim.max_connections)?;
+            continue;
+        }
         writeln!(out, "\n  [listeners.limits]")?;
         writeln!(
             out,
@@ -217,6 +236,18 @@ fn write_route_policy(out: &mut String, cfg: &Config, p: &RoutePolicy) -> std::f
 fn write_cluster(out: &mut String, c: &ClusterConfig) -> std::fmt::Result {
     writeln!(out, "\n[[clusters]]")?;
     writeln!(out, "name = {}", quote(&c.name))?;
+    match c.proxy_protocol {
+        None => {}
+        Some(ProxyProtocolVersion::V1) => writeln!(out, "proxy_protocol = \"v1\"")?,
+        Some(ProxyProtocolVersion::V2) => writeln!(out, "proxy_protocol = \"v2\"")?,
+    }
+    let res = &c.resilience;
+    if c.kind == ClusterKind::OriginalDestination {
+        writeln!(out, "type = \"original_destination\"")?;
+        writeln!(out, "connect_timeout = {}", dur(c.connect_timeout))?;
+        write_pool(out, c)?;
+        return write_resilience(out, res);
+    }
     let eps: Vec<String> = c
         .endpoints
         .iter()
@@ -242,12 +273,16 @@ fn write_cluster(out: &mut String, c: &ClusterConfig) -> std::fmt::Result {
     }
     writeln!(out, "connect_timeout = {}", dur(c.connect_timeout))?;
     writeln!(out, "dns_refresh = {}", dur(c.dns_refresh))?;
-    let res = &c.resilience;
     let when = match res.when_all_unhealthy {
         AllUnhealthy::FailOpen => "fail_open",
         AllUnhealthy::Reject => "reject",
     };
     writeln!(out, "when_all_unhealthy = {}", quote(when))?;
+    write_pool(out, c)?;
+    write_resilience(out, res)
+}
+
+fn write_pool(out: &mut String, c: &ClusterConfig) -> std::fmt::Result {
     writeln!(out, "\n  [clusters.pool]")?;
     writeln!(out, "  max_idle = {}", c.pool.max_idle)?;
     writeln!(out, "  idle_timeout = {}", dur(c.pool.idle_timeout))?;
@@ -255,8 +290,7 @@ fn write_cluster(out: &mut String, c: &ClusterConfig) -> std::fmt::Result {
         out,
         "  max_requests_per_connection = {}",
         c.pool.max_requests_per_connection
-    )?;
-    write_resilience(out, res)
+    )
 }
 
 fn write_resilience(out: &mut String, res: &ClusterPolicy) -> std::fmt::Result {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::*;
 
+mod l4;
 mod policy;
 mod resilience;
 mod rules;

@@ -5,6 +5,7 @@
 //! error (positioned at the offending value's line) into one list, and a `Config` is built
 //! only when that list is empty. Placeholder values returned after an error never escape.
 
+mod l4;
 mod policy;
 mod resilience;
 mod route;
@@ -312,7 +313,9 @@ pub(super) fn validate(text: &str, raw: RawConfig) -> Result<Config, ConfigError
             );
         }
         listener_names.push(l.name.get_ref());
-        listeners.push(listener(&mut c, l, &path, &names, &mut binds));
+        let built = listener(&mut c, l, &path, &names, &mut binds);
+        l4::reachability(&mut c, l, &built, &clusters, &path);
+        listeners.push(built);
     }
 
     if let Some(errors) = ConfigErrors::from_vec(c.errors) {
@@ -352,6 +355,9 @@ fn listener(
             SocketAddr::from(([0, 0, 0, 0], 0))
         }
     };
+    let protocol = l4::protocol(c, &l.protocol, path);
+    let interception = l4::interception(c, &l.interception, path);
+    let connect_attempts = l4::listener_rules(c, l, protocol, path);
     let cluster = l
         .cluster
         .as_ref()
@@ -366,7 +372,11 @@ fn listener(
     ListenerConfig {
         name: l.name.get_ref().clone(),
         bind,
+        protocol,
         cluster,
+        interception,
+        proxy_protocol: l.proxy_protocol.as_ref().is_some_and(|b| *b.get_ref()),
+        connect_attempts,
         limits,
         routes,
     }
@@ -497,15 +507,33 @@ fn limits(c: &mut Checker, raw: Option<&RawLimits>, path: &str) -> Limits {
 }
 
 fn cluster(c: &mut Checker, raw: &RawCluster, path: &str) -> ClusterConfig {
+    let kind = l4::cluster_kind(c, raw, path);
     let mut endpoints: Vec<EndpointAddr> = Vec::new();
-    if raw.endpoints.get_ref().is_empty() {
-        c.error(
-            raw.endpoints.span(),
-            &format!("{path}.endpoints"),
-            "a cluster needs at least one endpoint",
-        );
-    }
-    for (i, e) in raw.endpoints.get_ref().iter().enumerate() {
+    let listed: &[Text] = match (&raw.endpoints, kind) {
+        (_, ClusterKind::OriginalDestination) => {
+            l4::original_destination_rules(c, raw, path);
+            &[]
+        }
+        (None, ClusterKind::Static) => {
+            c.error(
+                raw.name.span(),
+                &format!("{path}.endpoints"),
+                "a cluster needs `endpoints` (or type = \"original_destination\")",
+            );
+            &[]
+        }
+        (Some(eps), ClusterKind::Static) => {
+            if eps.get_ref().is_empty() {
+                c.error(
+                    eps.span(),
+                    &format!("{path}.endpoints"),
+                    "a cluster needs at least one endpoint",
+                );
+            }
+            eps.get_ref()
+        }
+    };
+    for (i, e) in listed.iter().enumerate() {
         let epath = format!("{path}.endpoints[{i}]");
         match parse_endpoint(e.get_ref()) {
             Ok(addr) if endpoints.contains(&addr) => c.error(
@@ -608,7 +636,9 @@ fn cluster(c: &mut Checker, raw: &RawCluster, path: &str) -> ClusterConfig {
     };
     ClusterConfig {
         name: raw.name.get_ref().clone(),
+        kind,
         endpoints,
+        proxy_protocol: l4::proxy_protocol_version(c, &raw.proxy_protocol, path),
         lb,
         connect_timeout: c.duration(
             &raw.connect_timeout,

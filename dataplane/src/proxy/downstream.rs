@@ -49,10 +49,15 @@ pub struct Downstream {
 
 impl Downstream {
     pub fn new(stream: Stream, info: ConnInfo) -> Downstream {
+        Downstream::with_input(stream, info, InBuf::default())
+    }
+
+    /// A connection whose first bytes (after a PROXY protocol header) are already in `inb`.
+    pub fn with_input(stream: Stream, info: ConnInfo, inb: InBuf) -> Downstream {
         Downstream {
             stream,
             info,
-            inb: InBuf::default(),
+            inb,
             head: RequestHead::default(),
             resp: ResponseHead::default(),
             scratch: HeadScratch::with_capacity(),

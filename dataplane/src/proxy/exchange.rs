@@ -39,7 +39,7 @@ use crate::policy::retry::{GiveUp, RetryDecision, TryOutcome};
 use crate::policy::{RetryState, RouteState};
 use crate::telemetry::PolicyEvent;
 use crate::transport::{RecvBuf, Stream};
-use crate::upstream::{self, breaker_event, Cluster, PickRequest};
+use crate::upstream::{self, breaker_event, Cluster, OriginalDestinationError, PickRequest};
 use crate::uring;
 use crate::worker::Worker;
 
@@ -178,15 +178,28 @@ pub async fn run(
     } else {
         0
     };
+    let original_dst = if cluster.is_original_destination() {
+        match upstream::original_destination(w, &ds.info) {
+            Ok(dst) => Some(dst),
+            Err(OriginalDestinationError::Loop) => return Err(Failure::RedirectLoop),
+            Err(OriginalDestinationError::Unknown) => return Err(Failure::NoEndpoint),
+        }
+    } else {
+        None
+    };
     request::build_head(ex, ds);
     let mut body = request::plan_body(ex, ds, head_len).await?;
     let per_try = ex.route.policy.and_then(|p| p.per_try_timeout);
     let mut tries = RetryState::new();
     let mut exclude = None;
     loop {
-        let endpoint =
-            upstream::pick(cluster, &PickRequest { hash, exclude }).ok_or(Failure::NoEndpoint)?;
-        let key = cluster.pool_key(endpoint.addr());
+        let req = PickRequest {
+            hash,
+            exclude,
+            original_dst,
+        };
+        let endpoint = upstream::pick(cluster, &req).ok_or(Failure::NoEndpoint)?;
+        let key = cluster.pool_key(endpoint.addr(), Some(&ds.info));
         let try_deadline = per_try.map(|d| Instant::now() + d);
         let outcome = attempt::run(ex, ds, &mut body, &key, head_len, try_deadline).await;
         let (outcome, failure) = match outcome {

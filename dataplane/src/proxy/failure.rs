@@ -34,6 +34,8 @@ pub enum Failure {
     BodyTooLarge,
     /// A circuit breaker limit (its config key).
     Overloaded(&'static str),
+    /// The original destination of an intercepted connection is this proxy.
+    RedirectLoop,
 }
 
 impl Failure {
@@ -51,6 +53,7 @@ impl Failure {
             Failure::BadRequestBody => (400, ErrorKind::BadRequest),
             Failure::BodyTooLarge => (413, ErrorKind::BadRequest),
             Failure::Overloaded(_) => (503, ErrorKind::Overloaded),
+            Failure::RedirectLoop => (508, ErrorKind::RedirectLoop),
         }
     }
 
@@ -65,6 +68,7 @@ impl Failure {
             Failure::BadRequestBody => b"malformed request body\n",
             Failure::BodyTooLarge => b"request body too large\n",
             Failure::Overloaded(_) => b"upstream overloaded (circuit breaker)\n",
+            Failure::RedirectLoop => b"redirect loop: the original destination is this proxy\n",
             Failure::AfterResponseStarted | Failure::Downstream => b"",
         }
     }

@@ -144,7 +144,7 @@ async fn send_one(
         w.mirror.recycle(job.bytes);
         return false;
     };
-    let key = cluster.pool_key(endpoint.addr());
+    let key = cluster.pool_key(endpoint.addr(), None);
     let mut up = match upstream::connect(w, cluster, &key).await {
         Ok(c) => c,
         Err(_) => {

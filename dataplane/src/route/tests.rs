@@ -10,7 +10,11 @@ fn listener(default: Option<u32>, routes: Vec<RouteConfig>) -> ListenerConfig {
     ListenerConfig {
         name: "edge".into(),
         bind: "127.0.0.1:0".parse().unwrap(),
+        protocol: crate::config::Protocol::Http,
         cluster: default.map(ClusterId),
+        interception: crate::config::Interception::None,
+        proxy_protocol: false,
+        connect_attempts: 1,
         limits: Limits::default(),
         routes,
     }

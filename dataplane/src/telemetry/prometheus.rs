@@ -220,6 +220,31 @@ fn render_clusters(s: &MetricsSnapshot, out: &mut String) {
     for c in s.clusters() {
         sample(out, REUSES, &[("cluster", &c.name)], c.upstream_pool_reuses);
     }
+    const SENT: &str = "ringway_upstream_sent_bytes_total";
+    header(
+        out,
+        SENT,
+        "counter",
+        "Bytes written to endpoints of a cluster.",
+    );
+    for c in s.clusters() {
+        sample(out, SENT, &[("cluster", &c.name)], c.upstream_bytes_sent);
+    }
+    const RECEIVED: &str = "ringway_upstream_received_bytes_total";
+    header(
+        out,
+        RECEIVED,
+        "counter",
+        "Bytes read from endpoints of a cluster.",
+    );
+    for c in s.clusters() {
+        sample(
+            out,
+            RECEIVED,
+            &[("cluster", &c.name)],
+            c.upstream_bytes_received,
+        );
+    }
 }
 
 /// Cumulative counts of `h` at each bound of [`LATENCY_BUCKETS`].

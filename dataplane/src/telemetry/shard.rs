@@ -31,6 +31,8 @@ struct ListenerCells {
 
 /// Per-cluster counters and the upstream latency histogram.
 struct ClusterCells {
+    bytes_sent: Cell<u64>,
+    bytes_received: Cell<u64>,
     connects_ok: Cell<u64>,
     connects_failed: Cell<u64>,
     pool_reuses: Cell<u64>,
@@ -69,6 +71,8 @@ impl MetricsShard {
             clusters: clusters
                 .iter()
                 .map(|_| ClusterCells {
+                    bytes_sent: Cell::new(0),
+                    bytes_received: Cell::new(0),
                     connects_ok: Cell::new(0),
                     connects_failed: Cell::new(0),
                     pool_reuses: Cell::new(0),
@@ -191,6 +195,15 @@ impl MetricsShard {
         }
     }
 
+    /// Bytes sent to and received from endpoints of `cluster`.
+    #[inline]
+    pub fn upstream_bytes(&self, cluster: usize, sent: u64, received: u64) {
+        if let Some(cells) = self.cluster(cluster) {
+            bump(&cells.bytes_sent, sent);
+            bump(&cells.bytes_received, received);
+        }
+    }
+
     /// A request to `cluster` reused an idle pooled connection instead of connecting.
     #[inline]
     pub fn upstream_pool_reuse(&self, cluster: usize) {
@@ -237,6 +250,8 @@ impl MetricsShard {
             .map(|(name, c)| ClusterMetrics {
                 name: name.clone(),
                 upstream_connects_ok: c.connects_ok.get(),
+                upstream_bytes_sent: c.bytes_sent.get(),
+                upstream_bytes_received: c.bytes_received.get(),
                 upstream_connects_failed: c.connects_failed.get(),
                 upstream_pool_reuses: c.pool_reuses.get(),
                 latency_sum_us: c.latency_sum_us.get(),

@@ -49,6 +49,8 @@ impl ListenerMetrics {
 pub struct ClusterMetrics {
     pub name: String,
     pub upstream_connects_ok: u64,
+    pub upstream_bytes_sent: u64,
+    pub upstream_bytes_received: u64,
     pub upstream_connects_failed: u64,
     pub upstream_pool_reuses: u64,
     /// Exact sum of recorded latencies in µs (the histogram's own values are bucketed).
@@ -64,6 +66,8 @@ impl ClusterMetrics {
         ClusterMetrics {
             name: name.to_owned(),
             upstream_connects_ok: 0,
+            upstream_bytes_sent: 0,
+            upstream_bytes_received: 0,
             upstream_connects_failed: 0,
             upstream_pool_reuses: 0,
             latency_sum_us: 0,
@@ -79,6 +83,12 @@ impl ClusterMetrics {
         self.upstream_connects_failed = self
             .upstream_connects_failed
             .wrapping_add(other.upstream_connects_failed);
+        self.upstream_bytes_sent = self
+            .upstream_bytes_sent
+            .wrapping_add(other.upstream_bytes_sent);
+        self.upstream_bytes_received = self
+            .upstream_bytes_received
+            .wrapping_add(other.upstream_bytes_received);
         self.upstream_pool_reuses = self
             .upstream_pool_reuses
             .wrapping_add(other.upstream_pool_reuses);

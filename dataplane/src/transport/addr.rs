@@ -8,11 +8,18 @@
 //!   to the listener: `SO_ORIGINAL_DST` for `REDIRECT` (the conntrack entry), the local address
 //!   for `TPROXY`. `None` when the listener does not intercept.
 //!
+//! - [`OwnConnections`]: the local ports of this process's own connections to original
+//!   destinations, so that our own traffic redirected back to us is recognised (a loop).
+//!
 //! Invariant: reading addresses never fails the connection; an address that cannot be read is
 //! the unspecified address (logged by the caller if it matters).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub use crate::config::Interception;
 
 /// Addresses of one downstream connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,18 +27,6 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub original_dst: Option<SocketAddr>,
-}
-
-/// How connections reach a listener (`interception` in `[[listeners]]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Interception {
-    /// Clients connect to the listener's address.
-    #[default]
-    None,
-    /// iptables `REDIRECT`: the original destination is in the conntrack entry.
-    Redirect,
-    /// iptables `TPROXY`: the socket was accepted for the original destination itself.
-    Tproxy,
 }
 
 const UNSPECIFIED: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
@@ -64,6 +59,76 @@ impl ConnInfo {
             local,
             original_dst: None,
         }
+    }
+}
+
+/// The local address of a connected socket (unspecified if it cannot be read).
+pub fn local_addr(fd: RawFd) -> SocketAddr {
+    sock_name(fd, libc::getsockname).unwrap_or(UNSPECIFIED)
+}
+
+/// Where this process's own upstream connections to original destinations come from: per
+/// local port, a hash of the destination (0 = none). An intercepted connection whose peer
+/// port holds the hash of its own original destination is our own connection, redirected
+/// back to us by iptables: relaying it would loop. Shared by all workers (one atomic store per
+/// such connection opened and closed; nothing per request).
+pub struct OwnConnections {
+    /// INVARIANT: 65536 entries, indexed by local port.
+    slots: Box<[AtomicU64]>,
+}
+
+impl std::fmt::Debug for OwnConnections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OwnConnections")
+    }
+}
+
+impl Default for OwnConnections {
+    fn default() -> Self {
+        // Zeroed memory (calloc: pages are resident only once touched).
+        let zeroed: Box<[u64]> = vec![0u64; 1 << 16].into_boxed_slice();
+        let raw = Box::into_raw(zeroed) as *mut [AtomicU64];
+        // SAFETY: AtomicU64 has the same size, alignment and bit validity as u64, and the
+        // allocation is the one `zeroed` owned, now owned by this Box alone.
+        let slots = unsafe { Box::from_raw(raw) };
+        OwnConnections { slots }
+    }
+}
+
+fn dst_tag(dst: SocketAddr) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h =
+        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .build_hasher();
+    std::hash::Hash::hash(&dst, &mut h);
+    h.finish() | 1
+}
+
+impl OwnConnections {
+    /// Notes our connection from local port `port` to `dst` until the mark drops.
+    pub fn mark(self: &Arc<Self>, port: u16, dst: SocketAddr) -> OwnMark {
+        self.slots[usize::from(port)].store(dst_tag(dst), Ordering::Relaxed);
+        OwnMark {
+            table: self.clone(),
+            port,
+        }
+    }
+
+    /// Whether a connection from `peer` whose original destination is `dst` is one of ours.
+    pub fn is_own(&self, peer: SocketAddr, dst: SocketAddr) -> bool {
+        self.slots[usize::from(peer.port())].load(Ordering::Relaxed) == dst_tag(dst)
+    }
+}
+
+/// One of our connections in [`OwnConnections`]; unmarks on drop.
+pub struct OwnMark {
+    table: Arc<OwnConnections>,
+    port: u16,
+}
+
+impl Drop for OwnMark {
+    fn drop(&mut self) {
+        self.table.slots[usize::from(self.port)].store(0, Ordering::Relaxed);
     }
 }
 
@@ -156,6 +221,21 @@ mod tests {
         assert_eq!(info.original_dst, Some(l.local_addr().unwrap()));
         let info = ConnInfo::of_accepted(s.as_raw_fd(), Interception::Tproxy);
         assert_eq!(info.original_dst, Some(l.local_addr().unwrap()));
+    }
+
+    #[test]
+    fn own_connections_are_recognised_by_port_and_destination() {
+        let own = Arc::new(OwnConnections::default());
+        let dst: SocketAddr = "10.0.0.5:80".parse().unwrap();
+        let mark = own.mark(40000, dst);
+        assert!(own.is_own("10.0.0.9:40000".parse().unwrap(), dst));
+        assert!(!own.is_own("10.0.0.9:40001".parse().unwrap(), dst));
+        assert!(!own.is_own(
+            "10.0.0.9:40000".parse().unwrap(),
+            "10.0.0.6:80".parse().unwrap()
+        ));
+        drop(mark);
+        assert!(!own.is_own("10.0.0.9:40000".parse().unwrap(), dst));
     }
 
     #[test]

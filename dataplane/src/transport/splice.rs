@@ -20,7 +20,7 @@ use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::Stream;
+use super::{RecvHalf, SendHalf, Stream};
 use crate::uring::{poll_ready, timeout, Driver};
 
 /// Bodies with at least this much left after what is buffered are spliced.
@@ -181,4 +181,96 @@ pub async fn relay(
     }
     pipes.put(pipe);
     Ok(())
+}
+
+/// What [`Pump::run`] came to (each with the bytes written during the call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pumped {
+    /// The source reached end of stream and everything read was written.
+    Finished(u64),
+    /// Nothing could move for `wait`: the caller decides whether the connection is idle.
+    Stalled(u64),
+    /// [`PUMP_REPORT_BYTES`] moved: the caller may count them and call again.
+    Progress(u64),
+}
+
+/// A pump returns after moving this much, so that long transfers are counted as they go.
+pub const PUMP_REPORT_BYTES: u64 = 16 << 20;
+
+/// A spliced relay of one direction of a connection, from a source half to a sink half,
+/// until the source's end of stream. Holds one pipe; bytes left in it after a stall are
+/// written first by the next [`Pump::run`].
+pub struct Pump {
+    pipe: Pipe,
+    /// Bytes read into the pipe and not yet written out.
+    in_pipe: usize,
+}
+
+impl Pump {
+    /// A pump with a pipe from `pipes` (`NoPipe` at the descriptor limit).
+    pub fn new(pipes: &PipePool) -> Result<Pump, SpliceError> {
+        Ok(Pump {
+            pipe: pipes.get().map_err(|_| SpliceError::NoPipe)?,
+            in_pipe: 0,
+        })
+    }
+
+    /// Moves bytes from `from` to `to` until `from`'s end of stream (the caller then shuts
+    /// `to` down), a wait of `wait` with nothing moving, or an error. `activity` is set to
+    /// the time of every move.
+    pub async fn run(
+        &mut self,
+        from: &RecvHalf<'_>,
+        to: &SendHalf<'_>,
+        wait: Duration,
+        activity: &std::cell::Cell<std::time::Instant>,
+    ) -> Result<Pumped, SpliceError> {
+        let (Some(src), Some(dst)) = (from.plain_fd(), to.plain_fd()) else {
+            return Err(SpliceError::Unsupported);
+        };
+        let driver = from.driver().clone();
+        let mut moved = 0u64;
+        loop {
+            while self.in_pipe > 0 {
+                match splice_once(self.pipe.r, dst, self.in_pipe) {
+                    Ok(Some(0)) => return Err(SpliceError::Sink),
+                    Ok(Some(n)) => {
+                        self.in_pipe -= n;
+                        moved += n as u64;
+                        to.count_sent(n);
+                        activity.set(std::time::Instant::now());
+                    }
+                    Ok(None) => {
+                        if !wait_ready(&driver, dst, libc::POLLOUT, wait).await {
+                            return Ok(Pumped::Stalled(moved));
+                        }
+                    }
+                    Err(_) => return Err(SpliceError::Sink),
+                }
+            }
+            if moved >= PUMP_REPORT_BYTES {
+                return Ok(Pumped::Progress(moved));
+            }
+            match splice_once(src, self.pipe.w, PIPE_BYTES as usize) {
+                Ok(Some(0)) => return Ok(Pumped::Finished(moved)),
+                Ok(Some(n)) => {
+                    self.in_pipe = n;
+                    from.count_received(n);
+                }
+                Ok(None) => {
+                    if !wait_ready(&driver, src, libc::POLLIN, wait).await {
+                        return Ok(Pumped::Stalled(moved));
+                    }
+                }
+                Err(_) => return Err(SpliceError::Source),
+            }
+        }
+    }
+
+    /// Gives the pipe back when it is empty (else it is closed with its bytes).
+    pub fn finish(self, pipes: &PipePool) {
+        if self.in_pipe == 0 {
+            pipes.put(self.pipe);
+        }
+    }
 }

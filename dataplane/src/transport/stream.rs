@@ -207,6 +207,13 @@ impl Stream {
         }
     }
 
+    /// The local address of the connection (unspecified if it cannot be read).
+    pub fn local_addr(&self) -> SocketAddr {
+        match &self.io {
+            Io::Plain(s) => super::addr::local_addr(s.fd()),
+        }
+    }
+
     /// Both directions at once: a receiving half and a sending half.
     pub fn split(&mut self) -> (RecvHalf<'_>, SendHalf<'_>) {
         let counts = &self.counts;
@@ -290,6 +297,45 @@ impl RecvHalf<'_> {
             RecvIo::Plain(s) => s.has_pending(),
         }
     }
+
+    /// As [`Stream::pause_recv`].
+    pub async fn pause_recv(&mut self) {
+        match &mut self.io {
+            RecvIo::Plain(s) => s.pause_recv().await,
+        }
+    }
+
+    /// As [`Stream::take_queued`].
+    pub fn take_queued(&mut self) -> io::Result<Option<RecvBuf>> {
+        let r = match &mut self.io {
+            RecvIo::Plain(s) => s.take_queued(),
+        };
+        if let Ok(Some(b)) = &r {
+            self.counts.add_received(b.len());
+        }
+        r
+    }
+
+    /// Whether the bytes on the wire are the stream's bytes (so they may be spliced).
+    pub fn is_plaintext(&self) -> bool {
+        matches!(self.io, RecvIo::Plain(_))
+    }
+
+    pub(super) fn plain_fd(&self) -> Option<RawFd> {
+        match &self.io {
+            RecvIo::Plain(s) => Some(s.fd()),
+        }
+    }
+
+    pub(super) fn driver(&self) -> &Rc<Driver> {
+        match &self.io {
+            RecvIo::Plain(s) => s.driver(),
+        }
+    }
+
+    pub(super) fn count_received(&self, n: usize) {
+        self.counts.add_received(n);
+    }
 }
 
 /// The sending half of a split [`Stream`].
@@ -320,5 +366,20 @@ impl SendHalf<'_> {
         match &self.io {
             SendIo::Plain(s) => s.shutdown_write(),
         }
+    }
+
+    /// Whether the bytes on the wire are the stream's bytes (so they may be spliced).
+    pub fn is_plaintext(&self) -> bool {
+        matches!(self.io, SendIo::Plain(_))
+    }
+
+    pub(super) fn plain_fd(&self) -> Option<RawFd> {
+        match &self.io {
+            SendIo::Plain(s) => Some(s.fd()),
+        }
+    }
+
+    pub(super) fn count_sent(&self, n: usize) {
+        self.counts.add_sent(n);
     }
 }

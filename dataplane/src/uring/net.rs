@@ -429,6 +429,10 @@ pub struct SendHalf<'a> {
 }
 
 impl SendHalf<'_> {
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
     /// As [`Socket::send_all_until`].
     pub async fn send_all_until<T: IoVecs>(
         &self,

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::telemetry::MetricsSnapshot;
+use crate::transport::OwnConnections;
 
 /// Resolved endpoint addresses, indexed like `Config::clusters`.
 pub type Endpoints = Arc<Vec<Vec<SocketAddr>>>;
@@ -24,6 +25,8 @@ pub struct Shared {
     /// Open downstream connections per worker (written once per connection, not per request).
     pub active: Vec<AtomicUsize>,
     pub stopped_workers: AtomicUsize,
+    /// Our own connections to original destinations (the redirect-loop guard).
+    pub own_connections: Arc<OwnConnections>,
 }
 
 impl Shared {
@@ -35,6 +38,7 @@ impl Shared {
             draining: AtomicBool::new(false),
             active: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
             stopped_workers: AtomicUsize::new(0),
+            own_connections: Arc::default(),
         }
     }
 

@@ -139,7 +139,9 @@ fn targets_are_only_clusters_with_names() {
     use crate::config::{ClusterConfig, HashKey, IoConfig, LbPolicy, PoolConfig, RuntimeConfig};
     let cluster = |name: &str, endpoints: Vec<EndpointAddr>| ClusterConfig {
         name: name.into(),
+        kind: crate::config::ClusterKind::Static,
         endpoints,
+        proxy_protocol: None,
         lb: LbPolicy::RoundRobin,
         connect_timeout: Duration::from_secs(1),
         pool: PoolConfig::default(),

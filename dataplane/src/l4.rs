@@ -1,0 +1,135 @@
+//! L4 (TCP) proxying: a `protocol = "tcp"` listener relays the bytes of each connection, both
+//! ways, to an endpoint of its cluster.
+//!
+//! ```text
+//!  accepted (PROXY header read by the listener if required)
+//!    ─▶ pick (balancer, health, ejections; or the original destination, loop-guarded)
+//!    ─▶ connect (connect_timeout, breaker; PROXY header sent if the cluster says so)
+//!         failed: next endpoint, up to the listener's connect_attempts
+//!    ─▶ relay (relay): half-close passed through, idle timeout, splice for bulk
+//!    ─▶ outcome: outlier detection, bytes and connection metrics
+//! ```
+//!
+//! Invariants: a connection that cannot reach an upstream is closed (nothing is sent to the
+//! client: L4 has no error message), counted by kind; both streams are closed when the relay
+//! ends; nothing is buffered beyond one batch per direction.
+
+pub mod relay;
+
+use std::rc::Rc;
+
+use crate::cluster::Outcome;
+use crate::telemetry::ErrorKind;
+use crate::transport::{ConnInfo, InBuf, Stream};
+use crate::upstream::{self, Cluster, ConnectError, OriginalDestinationError, PickRequest};
+use crate::worker::Worker;
+
+use relay::{Direction, RelayEnd};
+
+/// Serves one accepted connection of a `tcp` listener until both sides are done. The
+/// connection was counted open by the listener; it is counted closed here.
+pub async fn serve(w: Rc<Worker>, listener: usize, mut client: Stream, info: ConnInfo, inb: InBuf) {
+    relay_connection(&w, listener, &mut client, &info, inb).await;
+    drop(client);
+    w.metrics.connection_closed(listener);
+    w.conn_closed();
+}
+
+async fn relay_connection(
+    w: &Rc<Worker>,
+    listener: usize,
+    client: &mut Stream,
+    info: &ConnInfo,
+    inb: InBuf,
+) {
+    let view = w.view();
+    let Some(lcfg) = view.config.listeners.get(listener) else {
+        return;
+    };
+    let Some(cluster) = lcfg.cluster.and_then(|c| Cluster::of(&view, c.0 as usize)) else {
+        return;
+    };
+    let original_dst = if cluster.is_original_destination() {
+        match upstream::original_destination(w, info) {
+            Ok(dst) => Some(dst),
+            Err(OriginalDestinationError::Loop) => {
+                w.metrics.proxy_error(ErrorKind::RedirectLoop);
+                tracing::debug!(peer = %info.peer, dst = ?info.original_dst, "redirect loop refused");
+                return;
+            }
+            Err(OriginalDestinationError::Unknown) => {
+                w.metrics.proxy_error(ErrorKind::NoHealthyEndpoint);
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    let hash = crate::cluster::hash::hash_ip(info.peer.ip());
+    let mut exclude = None;
+    let mut connected = None;
+    for _ in 0..lcfg.connect_attempts.max(1) {
+        let req = PickRequest {
+            hash,
+            exclude,
+            original_dst,
+        };
+        let Some(endpoint) = upstream::pick(cluster, &req) else {
+            w.metrics.proxy_error(ErrorKind::NoHealthyEndpoint);
+            return;
+        };
+        let key = cluster.pool_key(endpoint.addr(), Some(info));
+        match upstream::connect(w, cluster, &key).await {
+            Ok(up) => {
+                connected = Some((endpoint, up));
+                break;
+            }
+            Err(e) => {
+                endpoint.record(w, Outcome::GatewayFailure);
+                w.metrics.proxy_error(match e {
+                    ConnectError::Overloaded(_) => ErrorKind::Overloaded,
+                    _ => ErrorKind::UpstreamConnect,
+                });
+                if matches!(e, ConnectError::Overloaded(_)) {
+                    return;
+                }
+                exclude = Some(endpoint.index());
+            }
+        }
+    }
+    let Some((endpoint, mut up)) = connected else {
+        return;
+    };
+    let c = cluster.index;
+    let on_moved = |dir: Direction, n: u64| match dir {
+        Direction::ToUpstream => {
+            w.metrics.bytes_received(listener, n);
+            w.metrics.upstream_bytes(c, n, 0);
+        }
+        Direction::ToClient => {
+            w.metrics.bytes_sent(listener, n);
+            w.metrics.upstream_bytes(c, 0, n);
+        }
+    };
+    let end = relay::run(
+        &w.driver,
+        &w.pipes,
+        client,
+        inb,
+        &mut up.stream,
+        lcfg.limits.idle_timeout,
+        &on_moved,
+    )
+    .await;
+    match end {
+        RelayEnd::Closed | RelayEnd::Idle => endpoint.record(w, Outcome::Success),
+        RelayEnd::Client => w.metrics.proxy_error(ErrorKind::DownstreamReset),
+        RelayEnd::Upstream => {
+            endpoint.record(w, Outcome::GatewayFailure);
+            w.metrics.proxy_error(ErrorKind::UpstreamReset);
+        }
+    }
+    if end == RelayEnd::Idle {
+        tracing::debug!(peer = %info.peer, "tcp connection idle; closed");
+    }
+}
