@@ -11,9 +11,10 @@
 //! busy and lets the rest expire after their cluster's `idle_timeout`; checkout, checkin and
 //! sweep allocate nothing once a key's stack has grown.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap;
 
 use crate::cluster::breaker::ConnectionGuard;
 use crate::transport::{InBuf, OwnMark, Stream};
@@ -89,7 +90,9 @@ pub const MAX_EMPTY_KEYS: usize = 256;
 
 #[derive(Default)]
 pub struct Pools {
-    by_key: HashMap<PoolKey, Vec<Idle>>,
+    /// Fx hashing (no per-request SipHash): keys are endpoint addresses of the configuration,
+    /// or original destinations the intercepted application itself connected to.
+    by_key: FxHashMap<PoolKey, Vec<Idle>>,
 }
 
 impl Pools {

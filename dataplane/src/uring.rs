@@ -31,8 +31,8 @@ pub(crate) mod tests;
 pub use bufring::RecvBuf;
 pub use driver::{Driver, DriverConfig};
 pub use net::{
-    connect, poll_ready, send_all, send_all_until, sleep, timeout, timeout_opt, Accept, Elapsed,
-    IoVecs, MaybeTimeout, SendError, SendHalf, Socket,
+    connect, poll_ready, send_all, send_all_until, sleep, timeout, timeout_at, timeout_opt, Accept,
+    Elapsed, IoVecs, MaybeTimeout, SendError, SendHalf, Socket,
 };
 
 /// Errors of driver set-up. Per-operation failures are plain `std::io::Error`s (errno).

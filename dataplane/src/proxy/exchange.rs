@@ -139,8 +139,7 @@ impl<'a> Exchange<'a> {
         stream: &mut Stream,
         until: Instant,
     ) -> Result<Option<RecvBuf>, Waited> {
-        let left = until.saturating_duration_since(Instant::now());
-        match uring::timeout(&self.w.driver, left, stream.recv()).await {
+        match uring::timeout_at(&self.w.driver, until, stream.recv()).await {
             Ok(Ok(b)) => Ok(b),
             Ok(Err(_)) => Err(Waited::Failed),
             Err(_) => Err(Waited::Expired),
