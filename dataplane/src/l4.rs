@@ -18,6 +18,7 @@ pub mod relay;
 
 use std::rc::Rc;
 
+use crate::base::ConnTask;
 use crate::cluster::Outcome;
 use crate::telemetry::ErrorKind;
 use crate::transport::{ConnInfo, InBuf, Stream};
@@ -27,8 +28,26 @@ use crate::worker::Worker;
 use relay::{Direction, RelayEnd};
 
 /// Serves one accepted connection of a `tcp` listener until both sides are done. The
-/// connection was counted open by the listener; it is counted closed here.
-pub async fn serve(w: Rc<Worker>, listener: usize, mut client: Stream, info: ConnInfo, inb: InBuf) {
+/// connection was counted open by the listener; it is counted closed here. Its state lives in
+/// a block of the worker's connection slab (as HTTP connections' do), not in the task.
+pub fn serve(
+    w: Rc<Worker>,
+    listener: usize,
+    client: Stream,
+    info: ConnInfo,
+    inb: InBuf,
+) -> ConnTask<impl std::future::Future<Output = ()>> {
+    let slab = w.conn_slab.clone();
+    ConnTask::new(&slab, connection(w, listener, client, info, inb))
+}
+
+async fn connection(
+    w: Rc<Worker>,
+    listener: usize,
+    mut client: Stream,
+    info: ConnInfo,
+    inb: InBuf,
+) {
     relay_connection(&w, listener, &mut client, &info, inb).await;
     drop(client);
     w.metrics.connection_closed(listener);

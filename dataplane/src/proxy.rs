@@ -78,8 +78,14 @@ const HEAD_TIMEOUT_BODY: &str = "request head not received in time\n";
 
 /// Serves one downstream connection until it closes (or parks). The listener counted it
 /// open; its first bytes may already be in `inb`.
-pub async fn serve(w: Rc<Worker>, listener: usize, stream: Stream, info: ConnInfo, inb: InBuf) {
-    run(w, listener, Downstream::with_input(stream, info, inb)).await;
+pub fn serve(
+    w: Rc<Worker>,
+    listener: usize,
+    stream: Stream,
+    info: ConnInfo,
+    inb: InBuf,
+) -> ConnTask<impl std::future::Future<Output = ()>> {
+    run(w, listener, Downstream::with_input(stream, info, inb))
 }
 
 /// Gives a parked connection that became readable a full connection task again.
@@ -97,17 +103,7 @@ fn run(
     ds: Downstream,
 ) -> ConnTask<impl std::future::Future<Output = ()>> {
     let slab = w.conn_slab.clone();
-    let task = ConnTask::new(&slab, connection(w, listener, ds));
-    if matches!(task, ConnTask::Heap(_)) {
-        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-        if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            tracing::warn!(
-                bytes = crate::base::conn_slab::connection_state_bytes(&task),
-                "connection state does not fit a slab block; using the heap"
-            );
-        }
-    }
-    task
+    ConnTask::new(&slab, connection(w, listener, ds))
 }
 
 async fn connection(w: Rc<Worker>, listener: usize, mut ds: Downstream) {

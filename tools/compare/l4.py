@@ -82,6 +82,9 @@ def start_l4_proxy(name: str, exe: str, tmp: Path, h, source_port: int, echo_por
     log = tmp / f"l4-{name}.out"
     if name in ("ringway", "ringway-base"):
         conf = h.render("l4/ringway.toml", tmp / f"l4-{name}.toml", admin_port=h.free_port(), **ports)
+        check = subprocess.run([exe, "--config", str(conf), "--check"], capture_output=True, text=True, check=False)
+        if check.returncode != 0:
+            return None  # a build without tcp listeners (an older --ringway-base)
         proc = h.spawn([exe, "--config", str(conf)], log)
     elif name == "nginx":
         if not os.path.exists(NGINX_STREAM_MODULE):
@@ -153,7 +156,8 @@ def run_l4(wanted: list[str], exes: dict[str, str], args, tools: dict[str, str],
         t = start_l4_proxy(name, exes[name], tmp, h, source, echo)
         if t is None:
             notes.append(f"{name} skipped for L4: no stream module at {NGINX_STREAM_MODULE} "
-                         "(apt-get install libnginx-mod-stream)." if name == "nginx" else f"{name} skipped for L4.")
+                         "(apt-get install libnginx-mod-stream)." if name == "nginx"
+                         else f"{name} skipped for L4 (its config has no tcp listeners: `--check` failed).")
             continue
         targets.append(t)
     results: dict[tuple[str, str], list[L4Sample]] = {}

@@ -188,10 +188,22 @@ pub enum ConnTask<F> {
 }
 
 impl<F: Future> ConnTask<F> {
+    /// `f` in a slab block, or on the heap (logged once per process) when it cannot be.
     pub fn new(slab: &ConnSlab, f: F) -> ConnTask<F> {
         match SlabBox::new(slab, f) {
             Ok(b) => ConnTask::Slab(b),
-            Err(f) => ConnTask::Heap(Box::pin(f)),
+            Err(f) => {
+                static WARNED: std::sync::atomic::AtomicBool =
+                    std::sync::atomic::AtomicBool::new(false);
+                if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    tracing::warn!(
+                        bytes = std::mem::size_of::<F>(),
+                        block = BLOCK_BYTES,
+                        "connection state does not fit a slab block; using the heap"
+                    );
+                }
+                ConnTask::Heap(Box::pin(f))
+            }
         }
     }
 }
@@ -204,11 +216,6 @@ impl<F: Future> Future for ConnTask<F> {
             ConnTask::Heap(b) => b.as_mut().poll(cx),
         }
     }
-}
-
-/// Size of the state a connection task keeps (to report a heap fallback).
-pub fn connection_state_bytes<F>(_: &ConnTask<F>) -> usize {
-    std::mem::size_of::<F>()
 }
 
 #[cfg(test)]
