@@ -166,7 +166,10 @@ fn sidecar_interception_in_network_namespaces() {
 
     // The remote host's services, and the pod's own app (for the inbound direction).
     let tmp = tempfile::tempdir().unwrap();
-    let tcp_bin = shareable(&ringway_bin().with_file_name("ringway-tcp"), tmp.path());
+    let tcp_bin = shareable(
+        &Path::new(env!("CARGO_BIN_EXE_ringway")).with_file_name("ringway-tcp"),
+        tmp.path(),
+    );
     let _echo = spawn_in(
         &remote.0,
         &tcp_bin,

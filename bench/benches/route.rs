@@ -94,6 +94,7 @@ fn table() -> RouteTable {
         protocol: ringway::config::Protocol::Http,
         cluster: Some(ClusterId(0)),
         interception: ringway::config::Interception::None,
+        host_mismatch: ringway::config::HostMismatch::UseTarget,
         proxy_protocol: false,
         connect_attempts: 1,
         limits: Limits::default(),

@@ -12,7 +12,7 @@
 //!     Parsed::Partial        read more, call again with the whole (grown) buffer
 //!     Parsed::Complete(n)    head is buf[..n]; body / next pipelined message starts at n
 //! ChunkedDecoder::feed(&[u8]) -> Result<consumed, ChunkedError>; is_done(); data_bytes()
-//! request_segments(&RequestHead, &RequestExtras, &mut added, &mut segs)    (forward upstream)
+//! request_segments(&RequestHead, buf, &RequestExtras, &mut added, &mut segs) (forward upstream)
 //! response_segments(&ResponseHead, &ResponseExtras, &mut added, &mut segs) (forward to client)
 //! write_segments(&segs, buf, &added, &mut out); write_simple_response(status, body, close, &mut out)
 //! ```
@@ -47,7 +47,9 @@ pub mod rewrite;
 mod view;
 mod write;
 
-pub use body::{ChunkedDecoder, ChunkedError, MAX_CHUNK_LINE_BYTES, MAX_TRAILER_BYTES};
+pub use body::{
+    ChunkedDecoder, ChunkedError, FORBIDDEN_TRAILERS, MAX_CHUNK_LINE_BYTES, MAX_TRAILER_BYTES,
+};
 pub use head::{
     BodyFraming, HeadLimits, HeaderField, Method, RequestHead, ResponseFraming, ResponseHead, Span,
     MAX_HEADERS_CAP,
@@ -56,10 +58,11 @@ pub use parse::{
     parse_request_head, parse_response_head, HeadError, Parsed, RequestError, ResponseError,
     MAX_LEADING_EMPTY_LINES,
 };
-pub use view::{HeadView, RequestParts, RequestView};
+pub use view::{authority_matches_host, HeadView, RequestParts, RequestView};
 pub use write::{
-    reason_phrase, request_segments, response_segments, write_segments, write_simple_response,
-    write_simple_response_with, RequestExtras, ResponseExtras, Segment, CONTINUE_100,
+    reason_phrase, request_segments, response_segments, write_request_line, write_segments,
+    write_simple_response, write_simple_response_with, RequestExtras, ResponseExtras, Segment,
+    CONTINUE_100,
 };
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::base::ConnTask;
+use crate::config::HostMismatch;
 use crate::http::{self, BodyFraming, HeadView, Parsed};
 use crate::route::{Action, Selection};
 use crate::telemetry::ErrorKind;
@@ -44,7 +45,7 @@ use crate::uring::timeout;
 use crate::worker::{View, Worker};
 
 use downstream::{respond, respond_with, Downstream};
-use exchange::{Exchange, RouteCtx};
+use exchange::{Exchange, RequestState, RouteCtx};
 use outcome::RequestOutcome;
 use phases::Phase;
 
@@ -143,6 +144,19 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) ->
                 return Exit::Closed;
             }
         };
+        if lcfg.host_mismatch == HostMismatch::Reject
+            && !http::authority_matches_host(&ds.head, ds.inb.bytes())
+        {
+            let e = http::HeadError::HostMismatch;
+            outcome::record(
+                w,
+                listener,
+                ds,
+                &RequestOutcome::error(400, ErrorKind::BadRequest, None),
+            );
+            respond(ds, 400, format!("{e}\n").as_bytes(), true).await;
+            return Exit::Closed;
+        }
         // Body size limit known up front (RFC 9112 §6.3: Content-Length).
         let limits = &lcfg.limits;
         if let BodyFraming::Length(n) = ds.head.framing {
@@ -255,8 +269,13 @@ async fn direct(ds: &mut Downstream, ctx: RouteCtx<'_>, status: u16, body: &[u8]
     }
 }
 
-/// The request goes upstream. `Ok((outcome, keep))` when the exchange completed (the
-/// request's bytes are consumed); `Err(outcome)` when it failed and the connection closes.
+/// The request goes upstream. `Ok((outcome, keep))` when the request's bytes are consumed
+/// (the exchange completed, or failed with an answer after which the connection may serve the
+/// next request); `Err(outcome)` when the connection must close.
+///
+/// A gateway error (502/503/504/508) keeps the client connection whenever the whole request
+/// had been read and no response byte was sent, as nginx, HAProxy and Envoy do: closing every
+/// client of a failing dependency would add a reconnect storm to the outage.
 async fn upstream_exchange(
     ex: &mut Exchange<'_>,
     ds: &mut Downstream,
@@ -265,7 +284,7 @@ async fn upstream_exchange(
     // The proxy answers `Expect: 100-continue` itself, once the request passed every check
     // that could refuse it, and only if the body is not already here.
     if ds.head.expect_continue && ds.head.framing != BodyFraming::None && ds.inb.len() == head_len {
-        let deadline = Instant::now() + ex.limits.idle_timeout;
+        let deadline = Instant::now() + ex.limits.stream_idle_timeout;
         let _ = ds.stream.send(http::CONTINUE_100, Some(deadline)).await;
     }
     let cluster = ex.cluster.index;
@@ -276,13 +295,51 @@ async fn upstream_exchange(
         )),
         Err(f) => {
             let (status, kind) = f.status();
-            if !ex.started && status != 0 {
-                match f.header() {
-                    Some(h) => respond_with(ds, status, std::iter::once(h), f.body(), true).await,
-                    None => respond(ds, status, f.body(), true).await,
-                }
+            if ex.started || status == 0 {
+                return Err(RequestOutcome::error(0, kind, Some(cluster)));
             }
-            Err(RequestOutcome::error(status, kind, Some(cluster)))
+            // Keep the connection if the request is consumed whole.
+            let keep = ds.head.keep_alive
+                && !ex.w.draining.get()
+                && f.leaves_request_intact()
+                && match ex.request_state() {
+                    RequestState::Streamed => true,
+                    RequestState::Streaming => false,
+                    RequestState::Buffered => match buffered_request_len(ds, head_len) {
+                        Some(n) => {
+                            ds.inb.consume(n);
+                            true
+                        }
+                        None => false,
+                    },
+                };
+            match f.header() {
+                Some(h) => respond_with(ds, status, std::iter::once(h), f.body(), !keep).await,
+                None => respond(ds, status, f.body(), !keep).await,
+            }
+            let o = RequestOutcome::error(status, kind, Some(cluster));
+            if keep {
+                Ok((o, true))
+            } else {
+                Err(o)
+            }
+        }
+    }
+}
+
+/// The length of the request at the start of `ds.inb` (head and body) if all of it is there.
+fn buffered_request_len(ds: &Downstream, head_len: usize) -> Option<usize> {
+    let buf = ds.inb.bytes();
+    match ds.head.framing {
+        BodyFraming::None => Some(head_len),
+        BodyFraming::Length(n) => {
+            let end = head_len.checked_add(usize::try_from(n).ok()?)?;
+            (end <= buf.len()).then_some(end)
+        }
+        BodyFraming::Chunked => {
+            let mut d = http::ChunkedDecoder::new();
+            let n = d.feed(buf.get(head_len..)?).ok()?;
+            d.is_done().then_some(head_len + n)
         }
     }
 }

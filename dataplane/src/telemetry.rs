@@ -186,8 +186,8 @@ pub enum ErrorKind {
     BadRequest,
     /// The downstream request head did not arrive in time.
     HeadTimeout,
-    /// The downstream request body stalled.
-    BodyTimeout,
+    /// A request or response body made no progress for the listener's `stream_idle_timeout`.
+    StreamIdleTimeout,
     /// The downstream peer closed or reset mid-request.
     DownstreamReset,
     /// No route matched the request.
@@ -221,7 +221,7 @@ impl ErrorKind {
     pub const ALL: [ErrorKind; Self::COUNT] = [
         ErrorKind::BadRequest,
         ErrorKind::HeadTimeout,
-        ErrorKind::BodyTimeout,
+        ErrorKind::StreamIdleTimeout,
         ErrorKind::DownstreamReset,
         ErrorKind::NoRoute,
         ErrorKind::NoHealthyEndpoint,
@@ -246,7 +246,7 @@ impl ErrorKind {
         match self {
             ErrorKind::BadRequest => "bad_request",
             ErrorKind::HeadTimeout => "head_timeout",
-            ErrorKind::BodyTimeout => "body_timeout",
+            ErrorKind::StreamIdleTimeout => "stream_idle_timeout",
             ErrorKind::DownstreamReset => "downstream_reset",
             ErrorKind::NoRoute => "no_route",
             ErrorKind::NoHealthyEndpoint => "no_healthy_endpoint",

@@ -7,6 +7,7 @@
 //! - [`Rig`]: a `ringway` on free ports from a one-listener [`Spec`] (the `proxy_*` targets);
 //! - [`TcpPeer`]: a `ringway-tcp` echo/source/sink peer for L4 tests; [`metric`] reads one
 //!   `/metrics` sample;
+//! - [`RawUpstream`]: an in-test upstream that records every byte it receives;
 //! - [`Client`]: a blocking HTTP/1.1 client with timeouts, for requests and assertions;
 //! - [`free_port`], [`rss_kib`]: small system helpers.
 //!
@@ -17,6 +18,7 @@
 pub mod client;
 pub mod nginx;
 pub mod proxy;
+pub mod raw_upstream;
 pub mod rig;
 pub mod sys;
 pub mod tcp_peer;
@@ -25,6 +27,7 @@ pub mod upstream;
 pub use client::{Client, Response};
 pub use nginx::Nginx;
 pub use proxy::Proxy;
+pub use raw_upstream::{RawUpstream, Received};
 pub use rig::{config, pattern_chunk, Rig, Spec, PATTERN_CHUNK_LEN};
 pub use sys::{fd_count, free_port, ringway_bin, rss_kib, upstream_bin, wait_for_port};
 pub use tcp_peer::{metric, TcpPeer};

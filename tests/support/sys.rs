@@ -6,15 +6,20 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The `ringway` binary cargo built for this test target.
+/// The `ringway` binary cargo built for this test target, or `$RINGWAY_BIN` when set (to run
+/// the same tests against another build, e.g. to show that a new test fails before a fix).
 pub fn ringway_bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_ringway"))
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| match std::env::var_os("RINGWAY_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_ringway")),
+    })
 }
 
 /// `ringway-upstream`, expected next to `ringway` (both land in `target/<profile>/`).
 /// Panics with the command to run when it was not built.
 pub fn upstream_bin() -> PathBuf {
-    let path = ringway_bin().with_file_name("ringway-upstream");
+    let path = Path::new(env!("CARGO_BIN_EXE_ringway")).with_file_name("ringway-upstream");
     if !path.exists() {
         panic!(
             "{} not found: run `cargo test --workspace` (or `cargo build -p ringway-tools`) \

@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
 use super::proxy::Proxy;
-use super::sys::ringway_bin;
 
 /// A running `ringway-tcp serve`, killed on drop.
 pub struct TcpPeer {
@@ -17,7 +16,7 @@ pub struct TcpPeer {
 impl TcpPeer {
     /// Starts `ringway-tcp serve --mode MODE` on 127.0.0.1:0 and waits for its address.
     pub fn start(mode: &str) -> TcpPeer {
-        let bin = ringway_bin().with_file_name("ringway-tcp");
+        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_ringway")).with_file_name("ringway-tcp");
         assert!(
             bin.exists(),
             "{} not found: run `cargo test --workspace`",

@@ -5,8 +5,8 @@
 //!     echo      every byte back; at the client's half-close, finish and half-close too
 //!     source:N  N pattern bytes (`b'a' + i % 26`), then close
 //!     sink      read to end of stream, then answer "<bytes> <sha256 hex>\n" and close
-//!     hold      read and discard, never answer (a peer that never reads is `hold` + a
-//!               full socket)
+//!     hold      read and discard, never answer
+//!     stall     never read, never answer (the socket buffers fill up); close after 60 s
 //! ringway-tcp load --target ADDR --mode echo:SIZE|download:BYTES|upload:BYTES
 //!                  --connections C (--duration D | --count N) [--json]
 //!     echo:SIZE     round trips of SIZE bytes per connection, one in flight each
@@ -56,7 +56,7 @@ pub enum Command {
     Serve {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
-        /// echo | source:BYTES | sink | hold
+        /// echo | source:BYTES | sink | hold | stall
         #[arg(long, default_value = "echo")]
         mode: ServeMode,
     },
@@ -86,6 +86,7 @@ pub enum ServeMode {
     Source(u64),
     Sink,
     Hold,
+    Stall,
 }
 
 impl std::str::FromStr for ServeMode {
@@ -95,6 +96,7 @@ impl std::str::FromStr for ServeMode {
             None if s == "echo" => Ok(ServeMode::Echo),
             None if s == "sink" => Ok(ServeMode::Sink),
             None if s == "hold" => Ok(ServeMode::Hold),
+            None if s == "stall" => Ok(ServeMode::Stall),
             Some(("source", n)) => n
                 .parse()
                 .map(ServeMode::Source)
@@ -186,6 +188,10 @@ fn serve_one(mut s: TcpStream, mode: ServeMode) -> io::Result<()> {
         }
         ServeMode::Hold => {
             while s.read(&mut buf)? > 0 {}
+            Ok(())
+        }
+        ServeMode::Stall => {
+            std::thread::sleep(Duration::from_secs(60));
             Ok(())
         }
     }

@@ -39,6 +39,7 @@ const LIMITS: &[(&str, Shape)] = &[
     ("max_request_body_bytes", Leaf),
     ("request_head_timeout", Leaf),
     ("idle_timeout", Leaf),
+    ("stream_idle_timeout", Leaf),
     ("max_connections", Leaf),
 ];
 const MATCH: &[(&str, Shape)] = &[("host", Leaf), ("path_prefix", Leaf), ("headers", Leaf)];
@@ -91,6 +92,7 @@ const LISTENER: &[(&str, Shape)] = &[
     ("protocol", Leaf),
     ("cluster", Leaf),
     ("interception", Leaf),
+    ("host_mismatch", Leaf),
     ("proxy_protocol", Leaf),
     ("connect_attempts", Leaf),
     ("limits", Table(LIMITS)),

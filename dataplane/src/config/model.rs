@@ -71,6 +71,8 @@ pub struct ListenerConfig {
     pub cluster: Option<ClusterId>,
     /// How connections reach the listener (iptables interception or not).
     pub interception: Interception,
+    /// An absolute-form request target whose authority differs from `Host`.
+    pub host_mismatch: HostMismatch,
     /// Every connection must begin with a PROXY protocol header (v1 or v2); its source
     /// address is then the client's.
     pub proxy_protocol: bool,
@@ -78,6 +80,16 @@ pub struct ListenerConfig {
     pub connect_attempts: u32,
     pub limits: Limits,
     pub routes: Vec<RouteConfig>,
+}
+
+/// What an HTTP listener does with `GET http://a/x` and `Host: b` (`host_mismatch`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HostMismatch {
+    /// RFC 9112 §3.2.2: the target's authority wins (routing and the forwarded Host).
+    #[default]
+    UseTarget,
+    /// Answer 400.
+    Reject,
 }
 
 /// What a listener speaks (`protocol`).
@@ -112,6 +124,9 @@ pub struct Limits {
     pub max_request_body_bytes: u64,
     pub request_head_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Longest wait for progress (a byte read or written) during an exchange: for the
+    /// response head, and for request and response bodies. Default: `idle_timeout`.
+    pub stream_idle_timeout: Duration,
     pub max_connections: usize,
 }
 
@@ -124,6 +139,7 @@ impl Default for Limits {
             max_request_body_bytes: 0,
             request_head_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            stream_idle_timeout: Duration::from_secs(60),
             max_connections: 100_000,
         }
     }

@@ -63,6 +63,7 @@ pub struct RawListener {
     pub protocol: Option<Text>,
     pub cluster: Option<Text>,
     pub interception: Option<Text>,
+    pub host_mismatch: Option<Text>,
     pub proxy_protocol: Option<Spanned<bool>>,
     pub connect_attempts: Option<Int>,
     pub limits: Option<RawLimits>,
@@ -79,6 +80,7 @@ pub struct RawLimits {
     pub max_request_body_bytes: Option<Int>,
     pub request_head_timeout: Option<Dur>,
     pub idle_timeout: Option<Dur>,
+    pub stream_idle_timeout: Option<Dur>,
     pub max_connections: Option<Int>,
 }
 

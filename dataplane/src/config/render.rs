@@ -45,6 +45,9 @@ fn write_config(out: &mut String, cfg: &Config) -> std::fmt::Result {
             Interception::Redirect => writeln!(out, "interception = \"redirect\"")?,
             Interception::Tproxy => writeln!(out, "interception = \"tproxy\"")?,
         }
+        if l.host_mismatch == HostMismatch::Reject {
+            writeln!(out, "host_mismatch = \"reject\"")?;
+        }
         if l.proxy_protocol {
             writeln!(out, "proxy_protocol = true")?;
         }
@@ -79,6 +82,11 @@ fn write_config(out: &mut String, cfg: &Config) -> std::fmt::Result {
             dur(lim.request_head_timeout)
         )?;
         writeln!(out, "  idle_timeout = {}", dur(lim.idle_timeout))?;
+        writeln!(
+            out,
+            "  stream_idle_timeout = {}",
+            dur(lim.stream_idle_timeout)
+        )?;
         writeln!(out, "  max_connections = {}", lim.max_connections)?;
         for r in &l.routes {
             write_route(out, cfg, r)?;

@@ -214,6 +214,7 @@ fn minimal_config_gets_every_default() {
             max_request_body_bytes: 0,
             request_head_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            stream_idle_timeout: Duration::from_secs(60),
             max_connections: 100_000,
         }
     );

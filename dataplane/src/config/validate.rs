@@ -363,6 +363,7 @@ fn listener(
         .as_ref()
         .and_then(|n| names.resolve(c, n, &format!("{path}.cluster")));
     let limits = limits(c, l.limits.as_ref(), &format!("{path}.limits"));
+    let host_mismatch = l4::host_mismatch(c, &l.host_mismatch, protocol, path);
     let routes = l
         .routes
         .iter()
@@ -375,6 +376,7 @@ fn listener(
         protocol,
         cluster,
         interception,
+        host_mismatch,
         proxy_protocol: l.proxy_protocol.as_ref().is_some_and(|b| *b.get_ref()),
         connect_attempts,
         limits,
@@ -443,6 +445,14 @@ fn limits(c: &mut Checker, raw: Option<&RawLimits>, path: &str) -> Limits {
     let d = Limits::default();
     let Some(raw) = raw else { return d };
     let to_usize = |n: i64| usize::try_from(n).unwrap_or(0);
+    let idle_timeout = c.duration(
+        &raw.idle_timeout,
+        path,
+        "idle_timeout",
+        Min::Positive,
+        MAX_DURATION,
+        d.idle_timeout,
+    );
     let head = c.int(
         &raw.max_request_head_bytes,
         path,
@@ -487,13 +497,14 @@ fn limits(c: &mut Checker, raw: Option<&RawLimits>, path: &str) -> Limits {
             MAX_DURATION,
             d.request_head_timeout,
         ),
-        idle_timeout: c.duration(
-            &raw.idle_timeout,
+        idle_timeout,
+        stream_idle_timeout: c.duration(
+            &raw.stream_idle_timeout,
             path,
-            "idle_timeout",
+            "stream_idle_timeout",
             Min::Positive,
             MAX_DURATION,
-            d.idle_timeout,
+            idle_timeout,
         ),
         max_connections: to_usize(c.int(
             &raw.max_connections,

@@ -14,6 +14,11 @@
 //!        \--tchar--> TrailerName --:--> TrailerValue --CR--> TrailerLf --LF--> TrailerStart
 //! ```
 //!
+//! Trailer fields that a recipient must not act on as if they were in the header section
+//! (RFC 9110 §6.5.1: framing, routing, request modifiers, authentication, content handling —
+//! [`FORBIDDEN_TRAILERS`]) are refused with [`ChunkedError::ForbiddenTrailer`]: a proxy that
+//! forwarded them could let a later hop merge them into the head.
+//!
 //! Limits: a chunk-size line (size, extensions, CRLF) is at most [`MAX_CHUNK_LINE_BYTES`];
 //! the trailer section at most [`MAX_TRAILER_BYTES`]; a chunk size at most 2^63 - 1. After an
 //! error the decoder stays failed.
@@ -43,7 +48,38 @@ pub enum ChunkedError {
     InvalidTrailer,
     #[error("trailer section too large")]
     TrailersTooLarge,
+    /// A framing, routing, control or authentication field in the trailer section.
+    #[error("forbidden trailer field")]
+    ForbiddenTrailer,
 }
+
+/// Trailer field names refused (lower case; RFC 9110 §6.5.1 and §6.5.2).
+pub const FORBIDDEN_TRAILERS: [&[u8]; 22] = [
+    b"content-length",
+    b"transfer-encoding",
+    b"host",
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"te",
+    b"trailer",
+    b"upgrade",
+    b"content-encoding",
+    b"content-type",
+    b"content-range",
+    b"authorization",
+    b"proxy-authorization",
+    b"cookie",
+    b"set-cookie",
+    b"cache-control",
+    b"expect",
+    b"max-forwards",
+    b"range",
+    b"location",
+    b"www-authenticate",
+];
+/// Longest name in [`FORBIDDEN_TRAILERS`]; a longer trailer name cannot be one of them.
+const MAX_FORBIDDEN_NAME: usize = 19;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -81,6 +117,10 @@ pub struct ChunkedDecoder {
     line_len: u32,
     trailer_len: u32,
     data_bytes: u64,
+    /// The current trailer name, lower-cased, while it can still be a forbidden one.
+    name: [u8; MAX_FORBIDDEN_NAME],
+    /// Length of `name`; `u8::MAX` once the name is longer than any forbidden one.
+    name_len: u8,
 }
 
 impl Default for ChunkedDecoder {
@@ -97,6 +137,8 @@ impl ChunkedDecoder {
             line_len: 0,
             trailer_len: 0,
             data_bytes: 0,
+            name: [0; MAX_FORBIDDEN_NAME],
+            name_len: 0,
         }
     }
 
@@ -239,9 +281,24 @@ impl ChunkedDecoder {
             (DataCr | DataLf, _) => return Err(ChunkedError::MissingDataCrlf),
             // trailer-section = *( field-line CRLF ); obs-fold and bare LF are refused.
             (TrailerStart, b'\r') => FinalLf,
-            (TrailerStart, _) if is_tchar(b) => TrailerName,
-            (TrailerName, _) if is_tchar(b) => TrailerName,
-            (TrailerName, b':') => TrailerValue,
+            (TrailerStart, _) if is_tchar(b) => {
+                self.name_len = 0;
+                self.push_name(b);
+                TrailerName
+            }
+            (TrailerName, _) if is_tchar(b) => {
+                self.push_name(b);
+                TrailerName
+            }
+            (TrailerName, b':') => {
+                let n = usize::from(self.name_len);
+                if let Some(name) = self.name.get(..n) {
+                    if FORBIDDEN_TRAILERS.contains(&name) {
+                        return Err(ChunkedError::ForbiddenTrailer);
+                    }
+                }
+                TrailerValue
+            }
             (TrailerValue, b'\r') => TrailerLf,
             (TrailerValue, _) if super::head::is_field_value_byte(b) => TrailerValue,
             (TrailerLf, b'\n') => TrailerStart,
@@ -254,6 +311,19 @@ impl ChunkedDecoder {
             (Failed(e), _) => return Err(e),
         };
         Ok(())
+    }
+}
+
+impl ChunkedDecoder {
+    fn push_name(&mut self, b: u8) {
+        let n = usize::from(self.name_len);
+        match self.name.get_mut(n) {
+            Some(slot) if self.name_len != u8::MAX => {
+                *slot = b.to_ascii_lowercase();
+                self.name_len += 1;
+            }
+            _ => self.name_len = u8::MAX,
+        }
     }
 }
 

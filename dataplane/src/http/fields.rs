@@ -6,8 +6,10 @@
 //! Syntax (start line, token characters, line endings) is checked by `parse` before this runs.
 //!
 //! Decisions, all strict:
-//! - Content-Length: ASCII digits only, checked u64; repeated fields or a list (`5, 5`) are
-//!   accepted when every value is identical (RFC 9110 §8.6), differing values are refused.
+//! - Content-Length: ASCII digits only, at most 2^63 - 1 (larger: 413 on requests); repeated
+//!   fields or a list (`5, 5`) are accepted when every value is identical (RFC 9110 §8.6),
+//!   differing values are refused. Exactly one is forwarded: the first single-valued field,
+//!   or, when there is only a list, a `content-length` line the writer adds.
 //! - Transfer-Encoding: known codings are chunked, gzip, x-gzip, deflate, compress, x-compress;
 //!   anything else (including `identity`, removed by RFC 9112) is unknown (501 on requests).
 //!   Parameters on codings are refused. `chunked` twice is refused; on a request it must be last
@@ -36,6 +38,8 @@ pub(super) struct Scan {
     host_count: u32,
     host: Option<Span>,
     content_length: Option<u64>,
+    /// A single-valued Content-Length field is forwarded (the others are not).
+    cl_forwarded: bool,
     te_seen: bool,
     te_chunked: bool,
     te_last_chunked: bool,
@@ -120,7 +124,9 @@ impl Scan {
                     Some(prev) if prev != n => return Err(HeadError::ConflictingContentLength),
                     _ => self.content_length = Some(n),
                 }
-                Ok(true)
+                let forward = !self.cl_forwarded && !v.contains(&b',');
+                self.cl_forwarded |= forward;
+                Ok(forward)
             }
             (HeaderKind::TransferEncoding, _) => {
                 self.observe_transfer_encoding(v)?;
@@ -230,6 +236,7 @@ fn is_host_byte(b: u8) -> bool {
 /// RFC 9110 §8.6: `1*DIGIT`, or a list of identical values. Parsed by hand: no sign, no
 /// whitespace inside a value, no empty value, checked overflow.
 pub(crate) fn parse_content_length(v: &[u8]) -> Result<u64, HeadError> {
+    const MAX: u64 = i64::MAX as u64;
     let mut result: Option<u64> = None;
     for elem in v.split(|&b| b == b',') {
         let e = trim_ows(elem);
@@ -244,7 +251,8 @@ pub(crate) fn parse_content_length(v: &[u8]) -> Result<u64, HeadError> {
             n = n
                 .checked_mul(10)
                 .and_then(|n| n.checked_add(u64::from(b - b'0')))
-                .ok_or(HeadError::InvalidContentLength)?;
+                .filter(|&n| n <= MAX)
+                .ok_or(HeadError::ContentLengthTooLarge)?;
         }
         match result {
             Some(prev) if prev != n => return Err(HeadError::ConflictingContentLength),
@@ -279,6 +287,8 @@ pub(super) fn finish_request(
     };
     head.host = scan.host;
     head.request_id = scan.request_id;
+    head.content_length = scan.content_length;
+    head.content_length_line = scan.content_length.is_some() && !scan.cl_forwarded;
     head.expect_continue = http11 && scan.expect_continue;
     head.h2c_upgrade = scan.upgrade_h2c;
     // RFC 9110 §7.8: Upgrade in HTTP/1.0 is ignored; RFC 6455 §4.1: GET over HTTP/1.1.
@@ -288,6 +298,14 @@ pub(super) fn finish_request(
         && scan.upgrade_websocket
         && !scan.upgrade_h2c;
     set_forward_flags(buf, &mut head.headers, head.websocket_upgrade, scan);
+    if head.authority.is_some() {
+        // RFC 9112 §3.2.2: the target's authority wins; the writer sends it as Host.
+        for h in head.headers.iter_mut() {
+            if HeaderKind::of(h.name.get(buf)) == HeaderKind::Host {
+                h.forward = false;
+            }
+        }
+    }
     Ok(())
 }
 
@@ -326,6 +344,8 @@ pub(super) fn finish_response(
     };
     head.keep_alive =
         persistent && head.framing != ResponseFraming::CloseDelimited && status != 101;
+    head.content_length = scan.content_length;
+    head.content_length_line = scan.content_length.is_some() && !scan.cl_forwarded;
     set_forward_flags(buf, &mut head.headers, status == 101, scan);
     Ok(())
 }

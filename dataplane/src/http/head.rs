@@ -191,6 +191,11 @@ pub struct RequestHead {
     pub h2c_upgrade: bool,
     /// Value of the first `X-Request-Id` field.
     pub request_id: Option<Span>,
+    /// The Content-Length value, if the head has one.
+    pub content_length: Option<u64>,
+    /// No single-valued Content-Length field is forwarded (only a list such as `5, 5`): the
+    /// writer adds one `content-length` line (RFC 9110 §8.6: forward exactly one).
+    pub content_length_line: bool,
     pub headers: Vec<HeaderField>,
 }
 
@@ -222,6 +227,10 @@ pub struct ResponseHead {
     pub framing: ResponseFraming,
     /// The upstream connection may be reused after this response's body.
     pub keep_alive: bool,
+    /// As [`RequestHead::content_length`].
+    pub content_length: Option<u64>,
+    /// As [`RequestHead::content_length_line`].
+    pub content_length_line: bool,
     pub headers: Vec<HeaderField>,
 }
 

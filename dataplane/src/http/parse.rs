@@ -95,6 +95,20 @@ pub enum HeadError {
     /// RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing.
     #[error("Transfer-Encoding in an HTTP/1.0 message")]
     TransferEncodingInHttp10,
+    /// A request line without an HTTP version (an HTTP/0.9 "simple request"): RFC 9112 §3
+    /// requires `method SP request-target SP HTTP-version`.
+    #[error("request line without an HTTP version (HTTP/0.9 is not supported)")]
+    MissingVersion,
+    /// More than the two single spaces of RFC 9112 §3 (whitespace inside the request target).
+    #[error("whitespace in the request target")]
+    WhitespaceInTarget,
+    /// A Content-Length above 2^63 - 1 (what any body length can be); 413 on requests.
+    #[error("Content-Length too large")]
+    ContentLengthTooLarge,
+    /// An absolute-form target whose authority differs from the Host header, on a listener
+    /// that refuses such requests (`host_mismatch = "reject"`).
+    #[error("Host does not match the authority of the request target")]
+    HostMismatch,
 }
 
 /// The request-side name of [`HeadError`].
@@ -106,6 +120,7 @@ impl HeadError {
         use HeadError::*;
         match self {
             TargetTooLong => 414,
+            ContentLengthTooLarge => 413,
             HeadTooLarge | TooManyHeaders => 431,
             UnsupportedVersion => 505,
             ConnectNotSupported | UnknownTransferCoding => 501,
@@ -338,6 +353,11 @@ pub(super) fn find_lf(hay: &[u8]) -> Option<usize> {
 fn check_partial_request_line(rest: &[u8], limits: &HeadLimits) -> Result<(), HeadError> {
     let line_len = rest.iter().position(|&b| b == b'\r').unwrap_or(rest.len());
     let line = rest.get(..line_len).unwrap_or_default();
+    // The request line is complete (its CRLF arrived): it must have its three parts now,
+    // or the client may be an HTTP/0.9 one waiting for an answer that never comes.
+    if rest.get(line_len..line_len + 2) == Some(b"\r\n") {
+        check_request_line_shape(line)?;
+    }
     if let Some(sp) = line.iter().position(|&b| b == b' ') {
         let target = line.get(sp + 1..).unwrap_or_default();
         let target_len = target
@@ -389,8 +409,22 @@ fn first_line(b: &[u8]) -> &[u8] {
     b.get(..n).unwrap_or_default()
 }
 
-/// `HTTP/<digit>.<digit>` that is not 1.0/1.1 is a 505; anything else a 400.
+/// RFC 9112 §3: exactly `method SP request-target SP HTTP-version`. Fewer parts is an
+/// HTTP/0.9 request (no version); more spaces means whitespace inside the target. Both 400.
+fn check_request_line_shape(line: &[u8]) -> Result<(), HeadError> {
+    match line.iter().filter(|&&b| b == b' ').count() {
+        0 | 1 => Err(HeadError::MissingVersion),
+        2 => Ok(()),
+        _ => Err(HeadError::WhitespaceInTarget),
+    }
+}
+
+/// `HTTP/<digit>.<digit>` that is not 1.0/1.1 is a 505; anything else a 400; a request line
+/// of the wrong shape (see [`check_request_line_shape`]) a 400 too.
 fn version_error(request_line: &[u8]) -> HeadError {
+    if let Err(e) = check_request_line_shape(request_line) {
+        return e;
+    }
     let v = match request_line.iter().rposition(|&b| b == b' ') {
         Some(sp) => request_line.get(sp + 1..).unwrap_or_default(),
         None => return HeadError::InvalidVersion,

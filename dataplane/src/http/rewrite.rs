@@ -72,26 +72,33 @@ pub fn rewrite_path_prefix(
     if !path.starts_with(prefix.as_bytes()) {
         return false;
     }
-    let Some(Segment::Orig(first)) = segs.first().copied() else {
-        return false;
-    };
-    if first.start != head.request_line.start || first.end < head.request_line.end {
-        return false;
-    }
-    // METHOD SP [scheme://authority] new_prefix rest-of-target SP HTTP/1.x CRLF
     let line = head.request_line;
-    let start = added.len() as u32;
-    added.extend_from_slice(Span::new(line.start, head.path.start).get(buf));
-    added.extend_from_slice(new_prefix.as_bytes());
-    added.extend_from_slice(Span::new(head.path.start + prefix.len() as u32, line.end).get(buf));
-    let new_line = Segment::Added(Span::new(start, added.len() as u32));
-    if first.end == line.end {
-        segs[0] = new_line;
-    } else {
-        segs[0] = Segment::Orig(Span::new(line.end, first.end));
-        segs.insert(0, new_line);
+    let new_line = Segment::Added(super::write::write_origin_line(
+        head,
+        buf,
+        prefix.len(),
+        new_prefix.as_bytes(),
+        added,
+    ));
+    match segs.first().copied() {
+        // Origin-form: the first segment starts with the request line (and may go on with the
+        // header lines that follow it in the buffer).
+        Some(Segment::Orig(first)) if first.start == line.start && first.end >= line.end => {
+            if first.end == line.end {
+                segs[0] = new_line;
+            } else {
+                segs[0] = Segment::Orig(Span::new(line.end, first.end));
+                segs.insert(0, new_line);
+            }
+            true
+        }
+        // Absolute-form: the request line was already written into `added`.
+        Some(Segment::Added(_)) => {
+            segs[0] = new_line;
+            true
+        }
+        _ => false,
     }
-    true
 }
 
 #[cfg(test)]
@@ -124,7 +131,7 @@ mod tests {
         let mut head = request(buf);
         let (mut added, mut segs, mut out) = (Vec::new(), Vec::new(), Vec::new());
         suppress(&mut head.headers, buf, ["x-drop", "x-set"].into_iter());
-        request_segments(&head, &EXTRAS, &mut added, &mut segs);
+        request_segments(&head, buf, &EXTRAS, &mut added, &mut segs);
         f(&mut head, &mut added, &mut segs);
         write_segments(&segs, buf, &added, &mut out);
         String::from_utf8(out).unwrap()
@@ -163,12 +170,16 @@ mod tests {
     }
 
     #[test]
-    fn path_rewrite_of_absolute_form_keeps_the_authority() {
-        let buf = b"GET http://h/api/x HTTP/1.1\r\nHost: h\r\n\r\n";
+    fn path_rewrite_of_absolute_form_goes_out_in_origin_form() {
+        let buf = b"GET http://h:81/api/x?q HTTP/1.1\r\nHost: h:81\r\nX-Keep: k\r\n\r\n";
         let out = forward(buf, |head, added, segs| {
             assert!(rewrite_path_prefix(head, buf, "/api/", "/", added, segs));
         });
-        assert!(out.starts_with("GET http://h/x HTTP/1.1\r\n"), "{out}");
+        assert!(
+            out.starts_with("GET /x?q HTTP/1.1\r\nX-Keep: k\r\nhost: h:81\r\n"),
+            "{out}"
+        );
+        assert_eq!(out.matches("ost: ").count(), 1, "{out}");
     }
 
     #[test]

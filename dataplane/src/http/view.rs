@@ -62,3 +62,70 @@ impl RequestView for HeadView<'_> {
         self.head.header(self.buf, lowercase_name)
     }
 }
+
+/// For an absolute-form target: whether its authority and the Host field name the same
+/// origin (host compared ASCII case-insensitively; a missing port is the scheme's default).
+/// True when the target is not absolute-form or there is no Host field.
+pub fn authority_matches_host(head: &RequestHead, buf: &[u8]) -> bool {
+    let (Some(authority), Some(host)) = (head.authority, head.host) else {
+        return true;
+    };
+    let https = head
+        .target
+        .get(buf)
+        .get(..5)
+        .is_some_and(|s| s.eq_ignore_ascii_case(b"https"));
+    let default_port: &[u8] = if https { b"443" } else { b"80" };
+    let (ah, ap) = split_host_port(authority.get(buf));
+    let (hh, hp) = split_host_port(host.get(buf));
+    ah.eq_ignore_ascii_case(hh) && ap.unwrap_or(default_port) == hp.unwrap_or(default_port)
+}
+
+/// `host[:port]` or `[v6]:port` → (host, port).
+fn split_host_port(v: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match v.iter().rposition(|&b| b == b':') {
+        Some(i) if !v[i..].contains(&b']') => (&v[..i], Some(&v[i + 1..])),
+        _ => (v, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{parse_request_head, HeadLimits, Parsed};
+
+    fn matches(req: &[u8]) -> bool {
+        let mut head = RequestHead::default();
+        assert!(matches!(
+            parse_request_head(req, &HeadLimits::default(), &mut head),
+            Ok(Parsed::Complete(_))
+        ));
+        authority_matches_host(&head, req)
+    }
+
+    #[test]
+    fn authority_and_host_compare_by_host_and_effective_port() {
+        assert!(matches(
+            b"GET http://a.example/x HTTP/1.1\r\nHost: A.Example\r\n\r\n"
+        ));
+        assert!(matches(
+            b"GET http://a.example:80/x HTTP/1.1\r\nHost: a.example\r\n\r\n"
+        ));
+        assert!(matches(
+            b"GET https://a.example/x HTTP/1.1\r\nHost: a.example:443\r\n\r\n"
+        ));
+        assert!(matches(
+            b"GET http://[::1]:8080/ HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n"
+        ));
+        assert!(!matches(
+            b"GET http://a.example/x HTTP/1.1\r\nHost: b.example\r\n\r\n"
+        ));
+        assert!(!matches(
+            b"GET http://a.example:81/x HTTP/1.1\r\nHost: a.example\r\n\r\n"
+        ));
+        assert!(!matches(
+            b"GET https://a.example/x HTTP/1.1\r\nHost: a.example:80\r\n\r\n"
+        ));
+        assert!(matches(b"GET /x HTTP/1.1\r\nHost: anything\r\n\r\n"));
+    }
+}

@@ -55,22 +55,90 @@ pub struct ResponseExtras {
 /// `100 Continue` the proxy sends itself for `Expect: 100-continue`.
 pub const CONTINUE_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
+/// Writes a request line in origin-form into `added`: `METHOD SP new_prefix path-rest
+/// [?query] SP HTTP/1.x CRLF`, where path-rest is the path without its first `strip` bytes
+/// (RFC 9112 §3.2.1; an absolute-form target's empty path becomes `/`, or `*` for OPTIONS,
+/// §3.2.4). Returns the span written.
+pub(super) fn write_origin_line(
+    head: &RequestHead,
+    buf: &[u8],
+    strip: usize,
+    new_prefix: &[u8],
+    added: &mut Vec<u8>,
+) -> Span {
+    let start = added.len() as u32;
+    added.extend_from_slice(head.method_span.get(buf));
+    added.push(b' ');
+    let path = head.path.get(buf);
+    let rest = path.get(strip..).unwrap_or_default();
+    if new_prefix.is_empty() && rest.is_empty() {
+        added.extend_from_slice(
+            if head.method == super::Method::Options && head.query.is_none() {
+                b"*"
+            } else {
+                b"/"
+            },
+        );
+    } else {
+        added.extend_from_slice(new_prefix);
+        added.extend_from_slice(rest);
+    }
+    if let Some(q) = head.query {
+        added.push(b'?');
+        added.extend_from_slice(q.get(buf));
+    }
+    added.extend_from_slice(if head.version_minor == 0 {
+        b" HTTP/1.0\r\n"
+    } else {
+        b" HTTP/1.1\r\n"
+    });
+    Span::new(start, added.len() as u32)
+}
+
+/// Appends the request line as it is forwarded: as received, or in origin-form for an
+/// absolute-form target (see [`request_segments`]).
+pub fn write_request_line(head: &RequestHead, buf: &[u8], out: &mut Vec<u8>) {
+    if head.authority.is_some() {
+        write_origin_line(head, buf, 0, b"", out);
+    } else {
+        out.extend_from_slice(head.request_line.get(buf));
+    }
+}
+
 /// Segments of the request head to send upstream: request line and forwarded header lines as
-/// they were received, then `x-forwarded-for`, `x-forwarded-proto`, `x-request-id` (if absent),
-/// `connection: upgrade` (WebSocket upgrade only) and the final CRLF.
+/// they were received (an absolute-form target is sent in origin-form, its authority as
+/// `host`), then `content-length` (when only a list form was received), `x-forwarded-for`,
+/// `x-forwarded-proto`, `x-request-id` (if absent), `connection: upgrade` (WebSocket upgrade
+/// only) and the final CRLF. `buf` is the buffer the head was parsed from.
 pub fn request_segments(
     head: &RequestHead,
+    buf: &[u8],
     extras: &RequestExtras<'_>,
     added: &mut Vec<u8>,
     segs: &mut Vec<Segment>,
 ) {
     segs.clear();
     added.clear();
-    push_orig(
-        segs,
-        head.request_line,
-        head.headers.iter().filter(|h| h.forward).map(|h| h.line),
-    );
+    if let Some(authority) = head.authority {
+        let line = write_origin_line(head, buf, 0, b"", added);
+        segs.push(Segment::Added(line));
+        let mut forwarded = head.headers.iter().filter(|h| h.forward).map(|h| h.line);
+        if let Some(first) = forwarded.next() {
+            push_orig(segs, first, forwarded);
+        }
+        added.extend_from_slice(b"host: ");
+        added.extend_from_slice(authority.get(buf));
+        added.extend_from_slice(b"\r\n");
+    } else {
+        push_orig(
+            segs,
+            head.request_line,
+            head.headers.iter().filter(|h| h.forward).map(|h| h.line),
+        );
+    }
+    if let (true, Some(n)) = (head.content_length_line, head.content_length) {
+        let _ = write!(added, "content-length: {n}\r\n");
+    }
     // Writes into a Vec cannot fail; Display for IpAddr does not allocate.
     let _ = write!(added, "x-forwarded-for: {}\r\n", extras.client_ip);
     added.extend_from_slice(b"x-forwarded-proto: ");
@@ -88,7 +156,21 @@ pub fn request_segments(
         added.extend_from_slice(b"connection: upgrade\r\n");
     }
     added.extend_from_slice(b"\r\n");
-    segs.push(Segment::Added(Span::new(0, added.len() as u32)));
+    segs.push(Segment::Added(Span::new(
+        tail_start(segs),
+        added.len() as u32,
+    )));
+}
+
+/// Where the final `Added` segment starts: after every byte an earlier `Added` segment uses.
+fn tail_start(segs: &[Segment]) -> u32 {
+    segs.iter()
+        .filter_map(|s| match s {
+            Segment::Added(a) => Some(a.end),
+            Segment::Orig(_) => None,
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// Segments of the response head to send to the client: status line and forwarded header
@@ -116,6 +198,9 @@ pub fn response_segments(
         status_line,
         head.headers.iter().filter(|h| h.forward).map(|h| h.line),
     );
+    if let (true, Some(n)) = (head.content_length_line, head.content_length) {
+        let _ = write!(added, "content-length: {n}\r\n");
+    }
     if head.is_upgrade() {
         added.extend_from_slice(b"connection: upgrade\r\n");
     } else if extras.close {

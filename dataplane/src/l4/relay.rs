@@ -93,12 +93,14 @@ pub async fn run(
     on_moved: &dyn Fn(Direction, u64),
 ) -> RelayEnd {
     let splice = client.is_plaintext() && upstream.is_plaintext();
+    // The upstream side (where bulk downloads come from) receives one buffer at a time: a
+    // multishot receive would let one fast sender fill many of the worker's buffers in a
+    // single ring wait before the throttle sees them, while the client does not read. The
+    // client side keeps its multishot receive for small messages unless nothing can be
+    // spliced, where it too goes one buffer at a time.
+    upstream.receive_on_demand();
     if !splice {
-        // No splice path: one receive buffer at a time per direction, so a peer that does not
-        // read holds at most that, however fast the other side sends. (With splicing, a bulk
-        // direction leaves the multishot receive at its first full buffer.)
         client.receive_on_demand();
-        upstream.receive_on_demand();
     }
     let shared = Shared {
         driver,

@@ -76,6 +76,20 @@ pub struct Exchange<'a> {
     pub started: bool,
     /// Request sent to response head received, of the try whose response was relayed.
     pub latency: Option<Duration>,
+    /// Where the client's request stands in `ds.inb` (for keeping the connection after a
+    /// failure).
+    request: std::cell::Cell<RequestState>,
+}
+
+/// Where the client's request stands in the connection's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestState {
+    /// Unconsumed at the start of `ds.inb` (its body may not all be there).
+    Buffered,
+    /// Being streamed: part of it is gone, the rest not yet read.
+    Streaming,
+    /// Streamed whole: `ds.inb` starts after it.
+    Streamed,
 }
 
 /// A completed exchange.
@@ -115,13 +129,33 @@ impl<'a> Exchange<'a> {
             deadline: route_timeout.map(|t| Instant::now() + t),
             started: false,
             latency: None,
+            request: std::cell::Cell::new(RequestState::Buffered),
         }
     }
 
-    /// When a wait that starts now gives up: the idle timeout, the route deadline or `also`,
-    /// whichever comes first.
+    /// Where the client's request stands (see [`RequestState`]).
+    pub fn request_state(&self) -> RequestState {
+        self.request.get()
+    }
+
+    fn set_request_state(&self, s: RequestState) {
+        self.request.set(s);
+    }
+
+    /// The failure a wait that expired stands for: the route's timeout, or the stream idle
+    /// timeout.
+    fn expiry(&self) -> Failure {
+        if self.expired() {
+            Failure::Timeout
+        } else {
+            Failure::StreamIdle
+        }
+    }
+
+    /// When a wait that starts now gives up: the stream idle timeout, the route deadline or
+    /// `also`, whichever comes first.
     fn wait_end(&self, also: Option<Instant>) -> Instant {
-        let mut end = Instant::now() + self.limits.idle_timeout;
+        let mut end = Instant::now() + self.limits.stream_idle_timeout;
         for d in [self.deadline, also].into_iter().flatten() {
             end = end.min(d);
         }

@@ -36,6 +36,10 @@ pub enum Failure {
     Overloaded(&'static str),
     /// The original destination of an intercepted connection is this proxy.
     RedirectLoop,
+    /// No progress on a body (either direction) for the stream idle timeout.
+    StreamIdle,
+    /// The client's request body stalled for the stream idle timeout.
+    RequestBodyStalled,
 }
 
 impl Failure {
@@ -54,6 +58,8 @@ impl Failure {
             Failure::BodyTooLarge => (413, ErrorKind::BadRequest),
             Failure::Overloaded(_) => (503, ErrorKind::Overloaded),
             Failure::RedirectLoop => (508, ErrorKind::RedirectLoop),
+            Failure::StreamIdle => (504, ErrorKind::StreamIdleTimeout),
+            Failure::RequestBodyStalled => (408, ErrorKind::StreamIdleTimeout),
         }
     }
 
@@ -69,8 +75,23 @@ impl Failure {
             Failure::BodyTooLarge => b"request body too large\n",
             Failure::Overloaded(_) => b"upstream overloaded (circuit breaker)\n",
             Failure::RedirectLoop => b"redirect loop: the original destination is this proxy\n",
+            Failure::StreamIdle => b"upstream stream idle timeout\n",
+            Failure::RequestBodyStalled => b"request body not received in time\n",
             Failure::AfterResponseStarted | Failure::Downstream => b"",
         }
+    }
+
+    /// Whether the client's request is still whole in its buffer, as far as this failure goes:
+    /// false for failures of the client's own body (the connection must close).
+    pub fn leaves_request_intact(&self) -> bool {
+        !matches!(
+            self,
+            Failure::BadRequestBody
+                | Failure::BodyTooLarge
+                | Failure::RequestBodyStalled
+                | Failure::Downstream
+                | Failure::AfterResponseStarted
+        )
     }
 
     /// Extra header of the error response (the breaker limit that refused the request).

@@ -15,7 +15,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::http::{
-    self, BodyFraming, HeadLimits, Method, Parsed, RequestHead, ResponseFraming, ResponseHead,
+    self, BodyFraming, HeadLimits, HeadView, Method, Parsed, RequestHead, RequestView,
+    ResponseFraming, ResponseHead,
 };
 use crate::telemetry::PolicyEvent;
 use crate::transport::InBuf;
@@ -73,24 +74,29 @@ pub fn mirror_request(w: &Worker, view: &View, ds: &Downstream, head_len: usize,
 /// Writes the copy of a request: its forwarded head with `Host` (or the absolute-form
 /// authority's host) suffixed `-shadow`, then `body`.
 pub fn build_copy(head: &RequestHead, buf: &[u8], body: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(head.request_line.get(buf));
+    http::write_request_line(head, buf, out);
     for f in head.headers.iter().filter(|f| f.forward) {
-        let name = f.name.get(buf);
-        if name.eq_ignore_ascii_case(b"host") {
-            let v = f.value.get(buf);
-            // Insert before a port, not inside an IPv6 literal.
-            let port_at = match v.iter().rposition(|&b| b == b':') {
-                Some(i) if !v[i..].contains(&b']') => i,
-                _ => v.len(),
-            };
-            out.extend_from_slice(b"host: ");
-            out.extend_from_slice(&v[..port_at]);
-            out.extend_from_slice(b"-shadow");
-            out.extend_from_slice(&v[port_at..]);
-            out.extend_from_slice(b"\r\n");
-        } else {
+        if !f.name.get(buf).eq_ignore_ascii_case(b"host") {
             out.extend_from_slice(f.line.get(buf));
         }
+    }
+    let view = HeadView { head, buf };
+    let host = view.host().unwrap_or_default();
+    // Insert before a port, not inside an IPv6 literal.
+    let port_at = match host.iter().rposition(|&b| b == b':') {
+        Some(i) if !host[i..].contains(&b']') => i,
+        _ => host.len(),
+    };
+    out.extend_from_slice(b"host: ");
+    out.extend_from_slice(&host[..port_at]);
+    out.extend_from_slice(b"-shadow");
+    out.extend_from_slice(&host[port_at..]);
+    out.extend_from_slice(b"\r\n");
+    if let (true, Some(n)) = (head.content_length_line, head.content_length) {
+        let mut d = crate::base::decimal::decimal_buf();
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(crate::base::decimal::fmt_u64(&mut d, n).as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"connection: close\r\n\r\n");
     out.extend_from_slice(body);

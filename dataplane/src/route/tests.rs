@@ -13,6 +13,7 @@ fn listener(default: Option<u32>, routes: Vec<RouteConfig>) -> ListenerConfig {
         protocol: crate::config::Protocol::Http,
         cluster: default.map(ClusterId),
         interception: crate::config::Interception::None,
+        host_mismatch: crate::config::HostMismatch::UseTarget,
         proxy_protocol: false,
         connect_attempts: 1,
         limits: Limits::default(),

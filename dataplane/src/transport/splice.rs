@@ -96,6 +96,8 @@ pub enum SpliceError {
     NoPipe,
     /// One of the streams is not plaintext; nothing was moved.
     Unsupported,
+    /// Nothing moved for the idle timeout (either side).
+    Idle,
 }
 
 /// One non-blocking splice of up to `len` bytes; `Ok(None)` when it would block, `Ok(Some(0))`
@@ -156,7 +158,7 @@ pub async fn relay(
             Ok(Some(n)) => n,
             Ok(None) => {
                 if !wait_ready(driver, src, libc::POLLIN, idle).await {
-                    return Err(SpliceError::Source);
+                    return Err(SpliceError::Idle);
                 }
                 continue;
             }
@@ -170,7 +172,7 @@ pub async fn relay(
                 Ok(Some(n)) => out += n,
                 Ok(None) => {
                     if !wait_ready(driver, dst, libc::POLLOUT, idle).await {
-                        return Err(SpliceError::Sink);
+                        return Err(SpliceError::Idle);
                     }
                 }
                 Err(_) => return Err(SpliceError::Sink),

@@ -158,3 +158,55 @@ fn proxy_protocol_values() {
         "",
     );
 }
+
+#[test]
+fn stream_idle_timeout_follows_idle_timeout_unless_set() {
+    let cfg = parsed(&MINIMAL.replace(
+        "cluster = \"c\"\n\n",
+        "cluster = \"c\"\n  [listeners.limits]\n  idle_timeout = \"7s\"\n\n",
+    ));
+    assert_eq!(
+        cfg.listeners[0].limits.stream_idle_timeout,
+        Duration::from_secs(7)
+    );
+    let cfg = parsed(&MINIMAL.replace(
+        "cluster = \"c\"\n\n",
+        "cluster = \"c\"\n  [listeners.limits]\n  idle_timeout = \"7s\"\n  stream_idle_timeout = \"2s\"\n\n",
+    ));
+    assert_eq!(
+        cfg.listeners[0].limits.stream_idle_timeout,
+        Duration::from_secs(2)
+    );
+    assert_eq!(parsed(&cfg.render_toml()), cfg);
+    assert_error(
+        &MINIMAL.replace(
+            "cluster = \"c\"\n\n",
+            "cluster = \"c\"\n  [listeners.limits]\n  stream_idle_timeout = \"0s\"\n\n",
+        ),
+        6,
+        "must be greater than zero",
+    );
+}
+
+#[test]
+fn host_mismatch_values() {
+    let cfg = parsed(&MINIMAL.replace(
+        "cluster = \"c\"\n\n",
+        "cluster = \"c\"\nhost_mismatch = \"reject\"\n\n",
+    ));
+    assert_eq!(cfg.listeners[0].host_mismatch, HostMismatch::Reject);
+    assert_eq!(parsed(&cfg.render_toml()), cfg);
+    assert_error(
+        &MINIMAL.replace(
+            "cluster = \"c\"\n\n",
+            "cluster = \"c\"\nhost_mismatch = \"merge\"\n\n",
+        ),
+        5,
+        "expected \"use_target\" or \"reject\"",
+    );
+    assert_error(
+        &format!("{TCP}host_mismatch = \"reject\"\n\n[[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:9\"]\n"),
+        6,
+        "applies to protocol = \"http\" listeners only",
+    );
+}

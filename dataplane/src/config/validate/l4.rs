@@ -122,6 +122,37 @@ pub(super) fn listener_rules(
     u32::try_from(attempts).unwrap_or(1)
 }
 
+pub(super) fn host_mismatch(
+    c: &mut Checker,
+    raw: &Option<Text>,
+    protocol: Protocol,
+    path: &str,
+) -> HostMismatch {
+    let Some(v) = raw else {
+        return HostMismatch::UseTarget;
+    };
+    let key = format!("{path}.host_mismatch");
+    if protocol == Protocol::Tcp {
+        c.error(
+            v.span(),
+            &key,
+            "applies to protocol = \"http\" listeners only",
+        );
+    }
+    match v.get_ref().as_str() {
+        "use_target" => HostMismatch::UseTarget,
+        "reject" => HostMismatch::Reject,
+        other => {
+            c.error(
+                v.span(),
+                &key,
+                format!("unknown value {other:?}; expected \"use_target\" or \"reject\""),
+            );
+            HostMismatch::UseTarget
+        }
+    }
+}
+
 pub(super) fn cluster_kind(c: &mut Checker, raw: &RawCluster, path: &str) -> ClusterKind {
     let Some(k) = &raw.kind else {
         return ClusterKind::Static;

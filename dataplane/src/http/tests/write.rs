@@ -7,7 +7,7 @@ use super::*;
 fn forwarded_request(buf: &[u8], extras: &RequestExtras<'_>) -> (Vec<u8>, Vec<Segment>) {
     let head = req_ok(buf);
     let (mut added, mut segs, mut out) = (Vec::new(), Vec::new(), Vec::new());
-    request_segments(&head, extras, &mut added, &mut segs);
+    request_segments(&head, buf, extras, &mut added, &mut segs);
     write_segments(&segs, buf, &added, &mut out);
     (out, segs)
 }

@@ -23,7 +23,7 @@ use crate::uring;
 
 use super::super::downstream::Downstream;
 use super::request::{stream_body, BodyPlan};
-use super::{Exchange, Failure, TryFail, Waited};
+use super::{Exchange, Failure, RequestState, TryFail, Waited};
 
 /// Limits applied to upstream response heads.
 const RESPONSE_LIMITS: HeadLimits = HeadLimits {
@@ -126,7 +126,9 @@ pub(super) async fn run(
     if !body.replayable {
         // Streaming: the bytes sent are gone from the buffer.
         ds.inb.consume(head_len + tail);
+        ex.set_request_state(RequestState::Streaming);
         stream_body(ex, ds, &mut up, body).await?;
+        ex.set_request_state(RequestState::Streamed);
     }
 
     // Response head (skipping interim responses: the proxy answered 100-continue itself).

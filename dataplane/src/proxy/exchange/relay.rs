@@ -12,12 +12,12 @@ use std::time::Instant;
 
 use crate::http::{self, rewrite, ChunkedDecoder, ResponseExtras, ResponseFraming};
 use crate::pool::{PoolKey, UpstreamConn};
-use crate::transport::{splice, Chain, IoVecs, SpliceError, Window};
+use crate::transport::{splice, Chain, IoVecs, SendError, SpliceError, Window};
 use crate::upstream;
 use crate::uring;
 
 use super::super::downstream::{Downstream, OutHead};
-use super::{Done, Exchange, Failure};
+use super::{Done, Exchange, Failure, Waited};
 
 /// Bodies with at least this much left after what is buffered are spliced.
 pub const SPLICE_MIN_BYTES: u64 = 64 * 1024;
@@ -86,11 +86,13 @@ struct Relay {
 }
 
 impl Exchange<'_> {
-    /// Sends `payload` to the client (bounded by the idle timeout and the route's deadline).
+    /// Sends `payload` to the client (bounded by the stream idle timeout and the route's
+    /// deadline).
     async fn to_client<T: IoVecs>(&self, ds: &mut Downstream, payload: T) -> Result<T, Failure> {
         match ds.stream.send(payload, Some(self.wait_end(None))).await {
             (Ok(()), p) => Ok(p),
-            (Err(_), _) => Err(Failure::Downstream),
+            (Err(SendError::TimedOut), _) => Err(self.expiry()),
+            (Err(SendError::Io(_)), _) => Err(Failure::Downstream),
         }
     }
 }
@@ -218,9 +220,8 @@ async fn body(
                 inb: std::mem::take(&mut up.inb),
                 len: take,
             };
-            let (sent, win) = ds.stream.send(win, Some(ex.wait_end(None))).await;
+            let win = ex.to_client(ds, win).await?;
             up.inb = win.inb;
-            sent.map_err(|_| Failure::Downstream)?;
             up.inb.consume(take);
             continue;
         }
@@ -234,6 +235,7 @@ async fn body(
                     eof = true;
                     break;
                 }
+                Err(Waited::Expired) => return Err(ex.expiry()),
                 _ => return Err(started),
             };
             let (take, d) = relay.cursor.take(b.bytes())?;
@@ -299,14 +301,14 @@ async fn by_splice(
         relay.done = true;
         return Ok(());
     }
-    let idle = ex.limits.idle_timeout;
+    let idle = ex.limits.stream_idle_timeout;
     let moved = splice::relay(&ex.w.pipes, &up.stream, &ds.stream, left, idle);
     let moved = match ex.deadline {
         Some(d) => {
             let left = d.saturating_duration_since(Instant::now());
             uring::timeout(&ex.w.driver, left, moved)
                 .await
-                .unwrap_or(Err(SpliceError::Source))
+                .unwrap_or(Err(SpliceError::Idle))
         }
         None => moved.await,
     };
@@ -321,6 +323,7 @@ async fn by_splice(
         }
         // No pipe (or not plaintext): nothing moved, the receive path carries on.
         Err(SpliceError::NoPipe | SpliceError::Unsupported) => Ok(()),
+        Err(SpliceError::Idle) => Err(ex.expiry()),
         Err(SpliceError::Source) => Err(started),
         Err(SpliceError::Sink) => Err(Failure::Downstream),
     }
@@ -329,7 +332,7 @@ async fn by_splice(
 /// After a 101 to a WebSocket upgrade: copy bytes both ways until either side closes or is
 /// idle for the idle timeout.
 async fn tunnel(ex: &Exchange<'_>, ds: &mut Downstream, up: &mut UpstreamConn) {
-    let idle = ex.limits.idle_timeout;
+    let idle = ex.limits.stream_idle_timeout;
     // Bytes already buffered on either side go first.
     if !ds.inb.is_empty() {
         let win = Window {

@@ -41,6 +41,7 @@ pub(super) fn build_head(ex: &Exchange<'_>, ds: &mut Downstream) {
     let scratch = &mut ds.scratch;
     http::request_segments(
         &ds.head,
+        ds.inb.bytes(),
         &RequestExtras {
             client_ip: ds.info.peer.ip(),
             proto: "http",
@@ -78,7 +79,7 @@ async fn read_more(ex: &Exchange<'_>, ds: &mut Downstream) -> Result<(), Failure
         }
         Ok(None) | Err(Waited::Failed) => Err(Failure::Downstream),
         Err(Waited::Expired) if ex.expired() => Err(Failure::Timeout),
-        Err(Waited::Expired) => Err(Failure::Downstream),
+        Err(Waited::Expired) => Err(Failure::RequestBodyStalled),
     }
 }
 
@@ -183,7 +184,7 @@ pub(super) async fn stream_body(
         ds.inb = win.inb;
         match sent {
             Ok(()) => ds.inb.consume(take),
-            Err(SendError::TimedOut) => return Err(fatal(Failure::Timeout)),
+            Err(SendError::TimedOut) => return Err(fatal(ex.expiry())),
             Err(SendError::Io(_)) => return Err(fatal(Failure::UpstreamReset)),
         }
     }
