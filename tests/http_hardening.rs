@@ -414,3 +414,94 @@ fn item10_downstream_sent_bytes_are_counted() {
     assert!(sent >= 5000.0, "sent {sent}");
     assert!(received > 0.0, "received {received}");
 }
+
+// ---- found by the differential fuzz target (fuzz/fuzz_targets/proxy_exchange.rs) --------------
+
+#[test]
+fn fuzz_two_error_answers_on_one_kept_connection_are_each_sent_once() {
+    let (_p, addr) = proxy(&[dead_addr()], "", "");
+    let mut s = raw_client(addr);
+    // A 502 (kept), then a malformed request (400, close): exactly two answers.
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGE\t\r\n\r\n")
+        .unwrap();
+    let text = String::from_utf8_lossy(&read_all(&mut s)).to_string();
+    assert_eq!(text.matches("HTTP/1.1 ").count(), 2, "{text}");
+    assert!(text.starts_with("HTTP/1.1 502"), "{text}");
+}
+
+#[test]
+fn fuzz_an_error_answer_to_head_has_no_body() {
+    let (_p, addr) = proxy(&[dead_addr()], "", "");
+    let mut c = Client::connect(addr);
+    c.send_raw(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = c.read_response_for("HEAD").unwrap();
+    assert_eq!(r.status, 502);
+    assert!(r.body.is_empty());
+    // The next response starts right after the head: no stray body bytes in between.
+    let r = c.read_response().unwrap();
+    assert_eq!(r.status, 502);
+    assert!(!r.body.is_empty());
+}
+
+// ---- found while writing docs/http-conformance.md -----------------------------------------
+
+#[test]
+fn conformance_interim_responses_reach_http11_clients_but_not_http10_ones() {
+    let up = RawUpstream::answering(
+        b"HTTP/1.1 103 Early Hints\r\nlink: </s.css>; rel=preload\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+    );
+    let (_p, addr) = proxy(&[up.addr()], "", "");
+    let mut s = raw_client(addr);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let text = String::from_utf8_lossy(&read_all(&mut s)).to_string();
+    assert!(
+        text.starts_with(
+            "HTTP/1.1 103 Early Hints\r\nlink: </s.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("100 Continue"), "{text}");
+    let mut s = raw_client(addr);
+    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let text = String::from_utf8_lossy(&read_all(&mut s)).to_string();
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+}
+
+#[test]
+fn conformance_an_http10_client_gets_a_chunked_body_close_delimited() {
+    let up = RawUpstream::answering(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n6;x=1\r\n world\r\n0\r\nt: 1\r\n\r\n",
+    );
+    let (_p, addr) = proxy(&[up.addr()], "", "");
+    let mut s = raw_client(addr);
+    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let text = String::from_utf8_lossy(&read_all(&mut s)).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(
+        !head.to_ascii_lowercase().contains("transfer-encoding"),
+        "{head}"
+    );
+    assert_eq!(body, "ok world");
+}
+
+#[test]
+fn conformance_an_absolute_form_authority_is_checked_like_a_host() {
+    let up = RawUpstream::answering(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    let (_p, addr) = proxy(&[up.addr()], "", "");
+    for t in ["http://u@x/p", "http://:80/p", "http://x\"y/p"] {
+        let mut s = raw_client(addr);
+        s.write_all(format!("GET {t} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        let text = String::from_utf8_lossy(&read_all(&mut s)).to_string();
+        assert!(text.starts_with("HTTP/1.1 400"), "{t}: {text}");
+    }
+    for h in ["a:b", "a:80:80", "[::1", "a]", "%zz"] {
+        let mut s = raw_client(addr);
+        s.write_all(format!("GET / HTTP/1.1\r\nHost: {h}\r\n\r\n").as_bytes())
+            .unwrap();
+        let text = String::from_utf8_lossy(&read_all(&mut s)).to_string();
+        assert!(text.starts_with("HTTP/1.1 400"), "{h}: {text}");
+    }
+    assert!(up.requests().is_empty());
+}

@@ -26,6 +26,7 @@
 pub mod downstream;
 pub mod exchange;
 pub mod failure;
+pub mod fuzz_logic;
 pub mod mirror;
 mod outcome;
 pub mod park;
@@ -295,7 +296,7 @@ async fn upstream_exchange(
         )),
         Err(f) => {
             let (status, kind) = f.status();
-            if ex.started || status == 0 {
+            if ex.started() || status == 0 {
                 return Err(RequestOutcome::error(0, kind, Some(cluster)));
             }
             // Keep the connection if the request is consumed whole.

@@ -95,6 +95,8 @@ enum State {
     ExtValue,
     ExtQuoted,
     ExtQuotedEscape,
+    /// Just after a quoted extension value: CR, `;` or BWS before `;`.
+    ExtEnd,
     SizeLf,
     Data,
     DataCr,
@@ -155,6 +157,17 @@ impl ChunkedDecoder {
     /// Validates a prefix of `input` and returns how many bytes belong to this body. Less than
     /// `input.len()` only once [`is_done`](Self::is_done). After an error, every call fails.
     pub fn feed(&mut self, input: &[u8]) -> Result<usize, ChunkedError> {
+        self.feed_data(input, |_| {})
+    }
+
+    /// As [`feed`](Self::feed), and hands every run of payload bytes (the chunks' data,
+    /// without framing) to `data`, in order: for re-framing a chunked body (an HTTP/1.0 client
+    /// gets it close-delimited).
+    pub fn feed_data(
+        &mut self,
+        input: &[u8],
+        mut data: impl FnMut(&[u8]),
+    ) -> Result<usize, ChunkedError> {
         let mut i = 0;
         while i < input.len() {
             match self.state {
@@ -165,6 +178,7 @@ impl ChunkedDecoder {
                     let take = avail.min(self.size);
                     self.size -= take;
                     self.data_bytes += take;
+                    data(&input[i..i + take as usize]);
                     i += take as usize;
                     if self.size == 0 {
                         self.state = State::DataCr;
@@ -201,6 +215,7 @@ impl ChunkedDecoder {
                 | ExtValue
                 | ExtQuoted
                 | ExtQuotedEscape
+                | ExtEnd
                 | SizeLf
         ) {
             self.line_len += 1;
@@ -234,7 +249,10 @@ impl ChunkedDecoder {
                     .ok_or(ChunkedError::SizeOverflow)?;
                 Size
             }
-            (Size | SizeWs, b'\r') => SizeLf,
+            (Size, b'\r') => SizeLf,
+            // BWS is allowed only before `;` (RFC 9112 §7.1.1): `5 \r\n` is refused, as
+            // parsers differ on it (a smuggling vector).
+            (SizeWs, b'\r') => return Err(ChunkedError::InvalidSize),
             (Size | SizeWs, b';') => ExtBeforeName,
             (Size | SizeWs, _) if is_ws => SizeWs,
             (Size, b'\n') | (SizeWs, b'\n') => return Err(ChunkedError::BadLineEnding),
@@ -258,13 +276,16 @@ impl ChunkedDecoder {
             (ExtValue, b';') => ExtBeforeName,
             (ExtValue, b'\r') => SizeLf,
             (ExtValue, _) if is_ws => SizeWs,
-            (ExtQuoted, b'"') => SizeWs,
+            (ExtQuoted, b'"') => ExtEnd,
+            (ExtEnd, b'\r') => SizeLf,
+            (ExtEnd, b';') => ExtBeforeName,
+            (ExtEnd, _) if is_ws => SizeWs,
             (ExtQuoted, b'\\') => ExtQuotedEscape,
             (ExtQuoted, _) if is_qdtext(b) => ExtQuoted,
             (ExtQuotedEscape, _) if is_ws || (0x21..=0x7e).contains(&b) || b >= 0x80 => ExtQuoted,
             (
                 ExtBeforeName | ExtName | ExtAfterName | ExtBeforeValue | ExtValue | ExtQuoted
-                | ExtQuotedEscape,
+                | ExtQuotedEscape | ExtEnd,
                 _,
             ) => return Err(ChunkedError::InvalidExtension),
             (SizeLf, b'\n') => {

@@ -112,7 +112,7 @@ impl Scan {
                 if self.host_count > 1 {
                     return Err(HeadError::DuplicateHost);
                 }
-                if !v.iter().all(|&b| is_host_byte(b)) {
+                if !(v.is_empty() || is_valid_authority(v)) {
                     return Err(HeadError::InvalidHost);
                 }
                 self.host = Some(span);
@@ -205,6 +205,58 @@ impl Scan {
 fn is_known_coding(c: &[u8]) -> bool {
     const KNOWN: [&[u8]; 5] = [b"gzip", b"x-gzip", b"deflate", b"compress", b"x-compress"];
     KNOWN.iter().any(|k| c.eq_ignore_ascii_case(k))
+}
+
+/// RFC 9110 §7.2 / RFC 3986 §3.2.2: `uri-host [ ":" port ]`, where uri-host is an IP-literal
+/// (`[v6]`), or a reg-name / IPv4 address of unreserved, sub-delims and `%XX` — no userinfo
+/// (`@`), no second `:`, a port of digits only. Must not be empty.
+pub(crate) fn is_valid_authority(v: &[u8]) -> bool {
+    if !v.iter().all(|&b| is_host_byte(b)) || v.is_empty() {
+        return false;
+    }
+    let port_ok = |p: &[u8]| p.len() <= 5 && p.iter().all(u8::is_ascii_digit);
+    if v.first() == Some(&b'[') {
+        let Some(close) = v.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let inner = &v[1..close];
+        let literal_ok = !inner.is_empty()
+            && inner
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        return literal_ok
+            && match &v[close + 1..] {
+                [] => true,
+                [b':', port @ ..] => port_ok(port),
+                _ => false,
+            };
+    }
+    let (host, port) = match v.iter().position(|&b| b == b':') {
+        Some(i) => (&v[..i], Some(&v[i + 1..])),
+        None => (v, None),
+    };
+    if host.is_empty() || host.contains(&b'[') || host.contains(&b']') {
+        return false;
+    }
+    if port.is_some_and(|p| !port_ok(p)) {
+        return false;
+    }
+    // Percent-encoding: `%` followed by two hex digits.
+    let mut i = 0;
+    while i < host.len() {
+        if host[i] == b'%' {
+            let ok = host
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+            if !ok {
+                return false;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    true
 }
 
 /// RFC 9110 §7.2 `uri-host [ ":" port ]`: unreserved, sub-delims, `:`, `[`, `]`, `%`.

@@ -494,7 +494,8 @@ fn parse_target(buf: &[u8], head: &mut RequestHead) -> Result<(), HeadError> {
                 .iter()
                 .position(|&b| b == b'/' || b == b'?')
                 .unwrap_or(rest.len());
-            if auth_len == 0 {
+            // RFC 9110 §4.2.1, §4.2.4: an http(s) URI has a non-empty host and no userinfo.
+            if auth_len == 0 || !super::fields::is_valid_authority(&rest[..auth_len]) {
                 return Err(HeadError::InvalidTarget);
             }
             let a = base + scheme_len as u32;

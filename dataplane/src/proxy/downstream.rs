@@ -151,7 +151,12 @@ pub async fn respond_with<'a>(
     close: bool,
 ) {
     let mut out = std::mem::take(&mut ds.out);
+    out.clear(); // the buffer is reused: an earlier answer on this connection is gone
     http::write_simple_response_with(status, headers, body, close, &mut out);
+    if ds.head.method == http::Method::Head {
+        // RFC 9110 §9.3.2: no content in a response to HEAD (the length stays announced).
+        out.truncate(out.len() - body.len());
+    }
     let (r, out) = ds
         .stream
         .send(out, Some(Instant::now() + RESPOND_TIME))

@@ -72,8 +72,9 @@ pub struct Exchange<'a> {
     pub route: RouteCtx<'a>,
     /// The route's `timeout`: the whole exchange ends here.
     pub deadline: Option<Instant>,
-    /// Bytes of the response reached the client: no retry and no error answer any more.
-    pub started: bool,
+    /// Bytes of the response (an interim 1xx, or the final head) reached the client: no
+    /// retry and no error answer any more.
+    started: std::cell::Cell<bool>,
     /// Request sent to response head received, of the try whose response was relayed.
     pub latency: Option<Duration>,
     /// Where the client's request stands in `ds.inb` (for keeping the connection after a
@@ -127,10 +128,19 @@ impl<'a> Exchange<'a> {
             cluster,
             route,
             deadline: route_timeout.map(|t| Instant::now() + t),
-            started: false,
+            started: std::cell::Cell::new(false),
             latency: None,
             request: std::cell::Cell::new(RequestState::Buffered),
         }
+    }
+
+    /// Whether response bytes reached the client.
+    pub fn started(&self) -> bool {
+        self.started.get()
+    }
+
+    fn mark_started(&self) {
+        self.started.set(true);
     }
 
     /// Where the client's request stands (see [`RequestState`]).
@@ -252,6 +262,8 @@ pub async fn run(
                         exclude = Some(endpoint.index());
                         continue;
                     }
+                }
+                if body.replayable {
                     ds.inb.consume(head_len + body.tail);
                 }
                 ex.latency = Some(latency);
@@ -279,7 +291,7 @@ pub async fn run(
         // Nothing reached the client. Replay needs the whole body, except after a connect
         // failure (nothing was sent).
         let sendable = body.replayable || outcome == TryOutcome::ConnectFailure;
-        let backoff = if sendable && !ex.started && !ex.expired() {
+        let backoff = if sendable && !ex.started() && !ex.expired() {
             retry_backoff(ex, &mut tries, outcome)
         } else {
             None

@@ -54,8 +54,8 @@ chunk!(
     5
 );
 chunk!(
-    accepts_whitespace_after_size,
-    b"5 \r\nhello\r\n0\r\n\r\n",
+    accepts_a_quoted_extension_value_at_the_end_of_the_line,
+    b"5;a=\"b c\"\r\nhello\r\n0\r\n\r\n",
     5
 );
 chunk!(
@@ -81,6 +81,13 @@ chunk!(rejects_empty_size, b"\r\nhello\r\n", Err(InvalidSize));
 chunk!(rejects_non_hex_size, b"x\r\n", Err(InvalidSize));
 chunk!(rejects_negative_size, b"-5\r\n", Err(InvalidSize));
 chunk!(rejects_0x_prefix, b"0x5\r\n", Err(InvalidSize));
+// RFC 9112 §7.1.1: BWS only before ";"; parsers differ on trailing whitespace (smuggling).
+chunk!(
+    rejects_whitespace_after_size,
+    b"5 \r\nhello\r\n0\r\n\r\n",
+    Err(InvalidSize)
+);
+chunk!(rejects_tab_after_size, b"ab\t\r\n", Err(InvalidSize));
 chunk!(
     rejects_leading_whitespace_before_size,
     b" 5\r\n",
@@ -252,4 +259,126 @@ fn run(input: &[u8], sizes: &[usize]) -> Result<(usize, bool, u64), ChunkedError
         off += d.feed(&input[off..off + n])?;
     }
     Ok((off, d.is_done(), d.data_bytes()))
+}
+
+// ---- conformance table (docs/http-conformance.md): chunk lines and trailers ----
+
+chunk!(
+    rejects_plus_sign_in_size,
+    b"+5\r\nhello\r\n",
+    Err(InvalidSize)
+);
+chunk!(rejects_underscore_in_size, b"5_0\r\n", Err(InvalidSize));
+chunk!(
+    rejects_whitespace_inside_size,
+    b"5 5\r\nhello\r\n",
+    Err(InvalidSize)
+);
+chunk!(
+    accepts_many_leading_zeros,
+    b"00000000000000000000000000005\r\nhello\r\n0\r\n\r\n",
+    5
+);
+chunk!(
+    rejects_bare_lf_after_extension_name,
+    b"5;a\nhello\r\n",
+    Err(InvalidExtension)
+);
+chunk!(
+    rejects_bare_lf_after_extension_value,
+    b"5;a=b\nhello\r\n",
+    Err(InvalidExtension)
+);
+chunk!(
+    rejects_bare_cr_in_extension,
+    b"5;a\rb\r\nhello\r\n",
+    Err(BadLineEnding)
+);
+chunk!(
+    rejects_raw_lf_in_quoted_extension,
+    b"5;a=\"x\ny\"\r\nhello\r\n",
+    Err(InvalidExtension)
+);
+chunk!(
+    rejects_escaped_cr_in_quoted_extension,
+    b"5;a=\"\\\r\"\r\nhello\r\n",
+    Err(InvalidExtension)
+);
+chunk!(
+    rejects_cr_cr_lf_after_data,
+    b"5\r\nhello\r\r\n0\r\n\r\n",
+    Err(MissingDataCrlf)
+);
+chunk!(
+    rejects_nul_in_trailer_value,
+    b"0\r\nX: a\x00b\r\n\r\n",
+    Err(InvalidTrailer)
+);
+chunk!(
+    rejects_bare_cr_in_trailer_value,
+    b"0\r\nX: a\rb\r\n\r\n",
+    Err(InvalidTrailer)
+);
+chunk!(
+    rejects_bare_cr_in_final_line,
+    b"0\r\n\r\r\n",
+    Err(InvalidTrailer)
+);
+chunk!(
+    rejects_empty_trailer_name,
+    b"0\r\n:x\r\n\r\n",
+    Err(InvalidTrailer)
+);
+chunk!(
+    accepts_obs_text_in_trailer_value,
+    b"0\r\nX: \xe9\r\n\r\n",
+    0
+);
+
+/// RFC 9110 §6.5.1: framing, routing, control, authentication and content fields may not
+/// arrive as trailers; the name is matched case-insensitively.
+#[test]
+fn rejects_every_forbidden_trailer_field() {
+    for name in FORBIDDEN_TRAILERS {
+        let name = std::str::from_utf8(name).unwrap();
+        for n in [name.to_string(), name.to_ascii_uppercase()] {
+            let body = format!("5\r\nhello\r\n0\r\nX-Ok: 1\r\n{n}: v\r\n\r\n");
+            assert_eq!(
+                decode(body.as_bytes()),
+                Err(ChunkedError::ForbiddenTrailer),
+                "{n}"
+            );
+        }
+    }
+}
+
+#[test]
+fn accepts_trailer_names_that_only_extend_forbidden_ones() {
+    for name in [
+        "Content-Length-X",
+        "X-Host",
+        "Hosts",
+        "X-Very-Long-Trailer-Name-Here",
+    ] {
+        let body = format!("0\r\n{name}: 1\r\n\r\n");
+        assert_eq!(decode(body.as_bytes()), Ok((body.len(), true, 0)), "{name}");
+    }
+}
+
+#[test]
+fn feed_data_hands_out_the_payload_without_framing_in_any_split() {
+    let body = b"5;x=y\r\nhello\r\n1\r\n \r\n6\r\nworld!\r\n0\r\nt: 1\r\n\r\nNEXT";
+    for cut in 0..body.len() {
+        let mut d = ChunkedDecoder::new();
+        let mut out = Vec::new();
+        let a = d
+            .feed_data(&body[..cut], |p| out.extend_from_slice(p))
+            .unwrap();
+        let b = d
+            .feed_data(&body[a..], |p| out.extend_from_slice(p))
+            .unwrap();
+        assert!(d.is_done(), "cut {cut}");
+        assert_eq!(a + b, body.len() - 4, "cut {cut}");
+        assert_eq!(out, b"hello world!", "cut {cut}");
+    }
 }

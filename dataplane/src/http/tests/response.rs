@@ -305,3 +305,209 @@ fn skips_stray_empty_lines_before_status_line() {
     write_segments(&segs, buf, &added, &mut out);
     assert_eq!(out, b"HTTP/1.1 204 No Content\r\nX: 1\r\n\r\n");
 }
+
+// ---- conformance table (docs/http-conformance.md): response-side strictness ----
+
+// Malformed status lines and status codes (RFC 9112 §4, RFC 9110 §15): 502.
+res!(
+    rejects_status_line_without_space_before_reason,
+    b"HTTP/1.1 200OK\r\n\r\n",
+    Err(InvalidStatus)
+);
+res!(
+    rejects_double_space_before_status,
+    b"HTTP/1.1  200 OK\r\n\r\n",
+    Err(InvalidStatus)
+);
+res!(
+    rejects_letters_in_status,
+    b"HTTP/1.1 2OO OK\r\n\r\n",
+    Err(InvalidStatus)
+);
+res!(
+    rejects_four_digit_status,
+    b"HTTP/1.1 2000 OK\r\n\r\n",
+    Err(InvalidStatus)
+);
+res!(
+    rejects_control_char_in_reason,
+    b"HTTP/1.1 200 O\x01K\r\n\r\n",
+    Err(InvalidStatus)
+);
+res!(
+    rejects_non_http_status_line,
+    b"ICY 200 OK\r\n\r\n",
+    Err(InvalidVersion)
+);
+res!(
+    rejects_lowercase_response_version,
+    b"http/1.1 200 OK\r\n\r\n",
+    Err(InvalidVersion)
+);
+res!(
+    accepts_empty_reason_phrase,
+    b"HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n",
+    Get,
+    |h, _b| {
+        assert_eq!(h.status, 200);
+    }
+);
+
+// Framing fields in responses (RFC 9112 §6.1, §6.3).
+res!(
+    rejects_response_te_then_cl,
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+    Err(ContentLengthWithTransferEncoding)
+);
+res!(
+    rejects_response_identity_coding,
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\n",
+    Err(UnknownTransferCoding)
+);
+res!(
+    rejects_response_xchunked,
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: xchunked\r\n\r\n",
+    Err(UnknownTransferCoding)
+);
+res!(
+    rejects_response_chunked_in_two_fields,
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+    Err(ChunkedTwice)
+);
+res!(
+    rejects_response_space_before_colon_in_te,
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding : chunked\r\n\r\n",
+    Err(WhitespaceBeforeColon)
+);
+res!(
+    rejects_response_cl_too_large,
+    b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+    Err(ContentLengthTooLarge)
+);
+res!(
+    rejects_response_negative_cl,
+    b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+    Err(InvalidContentLength)
+);
+res!(
+    accepts_identical_response_cl_list,
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n",
+    Get,
+    |h, b| {
+        assert_eq!(h.framing, ResponseFraming::Length(5));
+        assert!(h.content_length_line);
+        assert!(!fwd(&h, b, "content-length"));
+    }
+);
+res!(
+    zero_content_length_response_has_no_body,
+    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    Get,
+    |h, _b| {
+        assert_eq!(h.framing, ResponseFraming::None);
+        assert!(h.keep_alive);
+    }
+);
+res!(
+    no_content_ignores_transfer_encoding,
+    b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n",
+    Get,
+    |h, _b| {
+        assert_eq!(h.framing, ResponseFraming::None);
+        assert!(h.keep_alive);
+    }
+);
+res!(
+    no_content_ignores_content_length,
+    b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+    Get,
+    |h, _b| {
+        assert_eq!(h.framing, ResponseFraming::None);
+    }
+);
+res!(
+    head_response_ignores_transfer_encoding,
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+    Head,
+    |h, _b| {
+        assert_eq!(h.framing, ResponseFraming::None);
+        assert!(h.keep_alive);
+    }
+);
+res!(
+    switching_protocols_has_no_http_body,
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\nContent-Length: 5\r\n\r\n",
+    Get,
+    |h, _b| {
+        assert_eq!(h.framing, ResponseFraming::None);
+        assert!(!h.keep_alive);
+    }
+);
+res!(
+    http10_response_without_length_is_close_delimited,
+    b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n",
+    Get,
+    |h, _b| {
+        assert_eq!(h.framing, ResponseFraming::CloseDelimited);
+        assert!(!h.keep_alive);
+    }
+);
+res!(
+    connection_cannot_strip_response_framing,
+    b"HTTP/1.1 200 OK\r\nConnection: transfer-encoding, content-length\r\nTransfer-Encoding: chunked\r\n\r\n",
+    Get,
+    |h, b| {
+        assert!(fwd(&h, b, "transfer-encoding"));
+        assert_eq!(h.framing, ResponseFraming::Chunked);
+    }
+);
+
+// Field syntax in responses (RFC 9112 §2.2, §5, RFC 9110 §5.5).
+res!(
+    rejects_response_bare_cr_in_value,
+    b"HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n",
+    Err(InvalidHeaderValue)
+);
+res!(
+    rejects_response_nul_in_value,
+    b"HTTP/1.1 200 OK\r\nX: a\x00b\r\n\r\n",
+    Err(InvalidHeaderValue)
+);
+res!(
+    rejects_response_bare_lf_in_field_line,
+    b"HTTP/1.1 200 OK\r\nX: a\n\r\n",
+    Err(BareLf)
+);
+res!(
+    rejects_response_whitespace_before_first_field,
+    b"HTTP/1.1 200 OK\r\n X: a\r\n\r\n",
+    Err(ObsFold)
+);
+res!(
+    rejects_response_invalid_header_name,
+    b"HTTP/1.1 200 OK\r\nX(y): a\r\n\r\n",
+    Err(InvalidHeaderName)
+);
+
+#[test]
+fn rejects_too_many_response_headers() {
+    let mut buf = String::from("HTTP/1.1 200 OK\r\n");
+    for i in 0..=LIMITS.max_headers {
+        buf.push_str(&format!("X-{i}: v\r\n"));
+    }
+    buf.push_str("\r\n");
+    assert_eq!(res_err(buf.as_bytes()), HeadError::TooManyHeaders);
+}
+
+#[test]
+fn every_response_error_is_a_502() {
+    for buf in [
+        &b"HTTP/1.1 200OK\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n",
+    ] {
+        let mut head = ResponseHead::default();
+        let e = parse_response_head(buf, &LIMITS, Method::Get, &mut head).unwrap_err();
+        assert_eq!(e.status(), 502, "{:?}", String::from_utf8_lossy(buf));
+    }
+}

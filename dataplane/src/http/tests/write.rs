@@ -151,3 +151,71 @@ fn rewrites_an_http10_status_line_to_http11() {
     write_segments(&segs, &buf[..n], &added, &mut out);
     assert_eq!(out, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
 }
+
+// ---- conformance table (docs/http-conformance.md): what goes upstream ----
+
+/// RFC 9112 §3.2.2: an absolute-form target goes upstream in origin-form and its authority
+/// replaces the received Host (the received Host line is not forwarded).
+#[test]
+fn absolute_form_goes_out_in_origin_form_with_the_authority_as_host() {
+    let buf = b"GET http://a.example:8080/x?q=1 HTTP/1.1\r\nHost: b.example\r\nX-A: 1\r\n\r\n";
+    let (out, _) = forwarded_request(buf, &V4);
+    assert_eq!(
+        out,
+        b"GET /x?q=1 HTTP/1.1\r\nX-A: 1\r\nhost: a.example:8080\r\nx-forwarded-for: 10.0.0.7\r\nx-forwarded-proto: https\r\nx-request-id: rid-1\r\n\r\n"
+    );
+}
+
+/// RFC 9112 §3.2.1 and §3.2.4: an empty path is sent as `/`, or as `*` for OPTIONS.
+#[test]
+fn absolute_form_without_path_becomes_slash_or_asterisk() {
+    for (req, line) in [
+        (
+            &b"GET http://a HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+            &b"GET / HTTP/1.1\r\n"[..],
+        ),
+        (
+            b"OPTIONS http://a HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"OPTIONS * HTTP/1.1\r\n",
+        ),
+        (
+            b"OPTIONS http://a?x HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"OPTIONS /?x HTTP/1.1\r\n",
+        ),
+    ] {
+        let (out, _) = forwarded_request(req, &V4);
+        assert!(out.starts_with(line), "{:?}", String::from_utf8_lossy(&out));
+    }
+}
+
+/// RFC 9110 §8.6: a list of identical Content-Length values goes upstream as one field.
+#[test]
+fn forwards_a_content_length_list_as_one_field() {
+    let buf = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 5\r\n\r\n";
+    let (out, _) = forwarded_request(buf, &V4);
+    let text = String::from_utf8_lossy(&out).to_ascii_lowercase();
+    assert_eq!(text.matches("content-length").count(), 1, "{text}");
+    assert!(text.contains("content-length: 5\r\n"), "{text}");
+}
+
+/// RFC 9110 §7.6.1: Connection and the fields it names are removed; Content-Length,
+/// Transfer-Encoding and Host are kept even when named.
+#[test]
+fn connection_options_never_remove_framing_or_host_upstream() {
+    let buf = b"POST / HTTP/1.1\r\nHost: h\r\nConnection: host, content-length, x-a\r\nX-A: 1\r\nContent-Length: 2\r\n\r\n";
+    let (out, _) = forwarded_request(buf, &V4);
+    assert_eq!(
+        out,
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nx-forwarded-for: 10.0.0.7\r\nx-forwarded-proto: https\r\nx-request-id: rid-1\r\n\r\n"
+    );
+}
+
+/// A response whose Content-Length came as a list reaches the client with one field.
+#[test]
+fn forwards_a_response_content_length_list_as_one_field() {
+    let buf = b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\n";
+    assert_eq!(
+        forwarded_response(buf, Method::Get, &ResponseExtras::default()),
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
+    );
+}

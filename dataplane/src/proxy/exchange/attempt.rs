@@ -21,7 +21,7 @@ use crate::transport::SendError;
 use crate::upstream::{self, ConnectError};
 use crate::uring;
 
-use super::super::downstream::Downstream;
+use super::super::downstream::{Downstream, OutHead};
 use super::request::{stream_body, BodyPlan};
 use super::{Exchange, Failure, RequestState, TryFail, Waited};
 
@@ -76,6 +76,34 @@ async fn connection(
         Ok(Err(e @ ConnectError::Overloaded(_))) => Err(TryFail::Fatal(Failure::from(e))),
         Err(_) => Err(timed_out()),
     }
+}
+
+/// An interim response (102, 103 Early Hints, ...) goes on to an HTTP/1.1 client at once
+/// (RFC 9110 §15.2: a proxy MUST forward 1xx responses); `100 Continue` is not forwarded (the
+/// proxy answers `Expect: 100-continue` itself), and HTTP/1.0 clients get none (§15.2: MUST
+/// NOT). Once one is forwarded the response has started: no retry, no error answer.
+async fn forward_interim(
+    ex: &Exchange<'_>,
+    ds: &mut Downstream,
+    up: &mut UpstreamConn,
+    head_len: usize,
+) -> Result<(), TryFail> {
+    if ds.resp.status == 100 || ds.head.version_minor == 0 {
+        return Ok(());
+    }
+    let mut scratch = std::mem::take(&mut ds.scratch);
+    http::response_segments(
+        &ds.resp,
+        &http::ResponseExtras::default(),
+        &mut scratch.added,
+        &mut scratch.segs,
+    );
+    let head = OutHead::new(std::mem::take(&mut up.inb), scratch, head_len, 0);
+    ex.mark_started();
+    let (sent, head) = ds.stream.send(head, Some(ex.wait_end(None))).await;
+    up.inb = head.inb;
+    ds.scratch = head.scratch;
+    sent.map_err(|_| TryFail::Fatal(Failure::Downstream))
 }
 
 /// One try against the endpoint of `key`.
@@ -136,6 +164,7 @@ pub(super) async fn run(
         match http::parse_response_head(up.inb.bytes(), &RESPONSE_LIMITS, method, &mut ds.resp) {
             Ok(Parsed::Complete(n)) => {
                 if ds.resp.is_interim() {
+                    forward_interim(ex, ds, &mut up, n).await?;
                     up.inb.consume(n);
                     continue;
                 }

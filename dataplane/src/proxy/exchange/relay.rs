@@ -112,10 +112,21 @@ pub(super) async fn run(
     }
     let status = resp.status;
     let upgrade = resp.is_upgrade();
+    // RFC 9112 §6.1: no Transfer-Encoding towards an HTTP/1.0 client: its chunked body goes
+    // out close-delimited, the chunk framing taken off.
+    let dechunk = ds.head.version_minor == 0 && resp.framing == ResponseFraming::Chunked;
+    if dechunk {
+        rewrite::suppress(
+            &mut resp.headers,
+            up.inb.bytes(),
+            ["transfer-encoding"].into_iter(),
+        );
+    }
     let close = !ds.head.keep_alive
         || resp.framing == ResponseFraming::CloseDelimited
         || ex.w.draining.get()
-        || upgrade;
+        || upgrade
+        || dechunk;
     let extras = ResponseExtras {
         close: close && !upgrade,
         keep_alive_http10: ds.head.version_minor == 0 && !close,
@@ -147,18 +158,22 @@ pub(super) async fn run(
         done: false,
         stray: false,
     };
-    let (rtail, done) = match relay
-        .cursor
-        .take(up.inb.bytes().get(resp_len..).unwrap_or(&[]))
-    {
-        Ok(t) => t,
-        Err(_) => {
-            ds.scratch = scratch;
-            return Err(Failure::BadResponse);
+    let (rtail, done) = if dechunk {
+        (0, false) // the body goes through `dechunked_body`, not with the head
+    } else {
+        match relay
+            .cursor
+            .take(up.inb.bytes().get(resp_len..).unwrap_or(&[]))
+        {
+            Ok(t) => t,
+            Err(_) => {
+                ds.scratch = scratch;
+                return Err(Failure::BadResponse);
+            }
         }
     };
     relay.done = done;
-    ex.started = true;
+    ex.mark_started();
     // A large body will be spliced: stop receiving now, before the body lands in receive
     // buffers (what already arrived is kept and sent first, see `by_splice`).
     if !upgrade
@@ -182,7 +197,11 @@ pub(super) async fn run(
             keep_client: false,
         });
     }
-    body(ex, ds, &mut up, &mut relay).await?;
+    if dechunk {
+        dechunked_body(ex, ds, &mut up, &mut relay).await?;
+    } else {
+        body(ex, ds, &mut up, &mut relay).await?;
+    }
     let reusable = keep_alive && !relay.stray && framing != ResponseFraming::CloseDelimited;
     upstream::checkin(ex.w, ex.cluster, *key, up, reusable);
     Ok(Done {
@@ -259,6 +278,46 @@ async fn body(
             break;
         }
     }
+    Ok(())
+}
+
+/// A chunked body for an HTTP/1.0 client: only the chunks' data is sent (copied into the
+/// connection's scratch buffer), the client reads to the close.
+async fn dechunked_body(
+    ex: &Exchange<'_>,
+    ds: &mut Downstream,
+    up: &mut UpstreamConn,
+    relay: &mut Relay,
+) -> Result<(), Failure> {
+    while !relay.cursor.dec.is_done() {
+        if up.inb.is_empty() {
+            match ex.recv_until(&mut up.stream, ex.wait_end(None)).await {
+                Ok(Some(b)) => up.inb.push(b),
+                Err(Waited::Expired) => return Err(ex.expiry()),
+                Ok(None) | Err(Waited::Failed) => return Err(Failure::AfterResponseStarted),
+            }
+        }
+        let mut out = std::mem::take(&mut ds.out);
+        out.clear();
+        let fed = relay
+            .cursor
+            .dec
+            .feed_data(up.inb.bytes(), |d| out.extend_from_slice(d));
+        let n = match fed {
+            Ok(n) => n,
+            Err(_) => {
+                ds.out = out;
+                return Err(Failure::AfterResponseStarted);
+            }
+        };
+        up.inb.consume(n);
+        let sent = ex.to_client(ds, out).await;
+        ds.out = match sent {
+            Ok(out) => out,
+            Err(e) => return Err(e),
+        };
+    }
+    relay.stray |= !up.inb.is_empty();
     Ok(())
 }
 
