@@ -165,8 +165,11 @@ endpoints = ["{}"]
         .spawn(move || async move {
             let task = glommio::spawn_local(runtime::worker::run(
                 0,
-                config,
-                endpoints,
+                runtime::worker::Serving {
+                    config,
+                    endpoints,
+                    tls: Arc::new(ringway::tls::TlsSet::empty()),
+                },
                 vec![fd],
                 sh2,
                 ctl_rx,

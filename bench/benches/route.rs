@@ -32,6 +32,7 @@ fn m(host: Option<HostMatch>, prefix: Option<&str>, headers: &[(&str, &str)]) ->
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect(),
+        principal: None,
     }
 }
 
@@ -99,6 +100,9 @@ fn table() -> RouteTable {
         connect_attempts: 1,
         limits: Limits::default(),
         routes,
+        tls: None,
+        sni_routes: Vec::new(),
+        authz: Vec::new(),
     })
 }
 

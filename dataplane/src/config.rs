@@ -12,6 +12,7 @@ mod duration;
 pub mod fuzz_logic;
 mod keys;
 pub mod model;
+mod paths;
 mod raw;
 mod render;
 mod validate;
@@ -138,11 +139,14 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
     }
 }
 
-/// Reads, parses and validates the config file at `path`.
+/// Reads, parses and validates the config file at `path`; relative TLS file paths are
+/// resolved against the file's directory ([`Config::resolve_paths`]). No TLS file is read.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(format!("cannot read {}: {e}", path.display())))?;
-    parse(&text)
+    let mut cfg = parse(&text)?;
+    cfg.resolve_paths(path.parent().unwrap_or(Path::new("")));
+    Ok(cfg)
 }
 
 impl Config {
@@ -163,6 +167,7 @@ impl Config {
         };
         for l in &self.listeners {
             l.cluster.into_iter().for_each(&mut mark);
+            l.sni_routes.iter().for_each(|r| mark(r.cluster));
             for r in &l.routes {
                 match &r.action {
                     RouteAction::Cluster(id) => mark(*id),

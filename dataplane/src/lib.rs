@@ -26,6 +26,7 @@ pub mod proxy;
 pub mod route;
 pub mod runtime;
 pub mod telemetry;
+pub mod tls;
 pub mod transport;
 pub mod upstream;
 pub mod uring;

@@ -86,7 +86,104 @@ pub async fn accept_loop(w: Rc<Worker>, listener: usize, fd: RawFd) {
     }
 }
 
-/// One accepted connection: the PROXY protocol header first if required, then its protocol.
+/// How a downstream TLS handshake failed, for `ringway_tls_handshakes_total{result}`.
+fn handshake_failure(e: &std::io::Error) -> &'static str {
+    let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
+        return match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => "closed",
+            _ => "io_error",
+        };
+    };
+    match tls {
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+            "not_tls_or_malformed"
+        }
+        rustls::Error::NoCertificatesPresented => "no_client_certificate",
+        rustls::Error::InvalidCertificate(
+            rustls::CertificateError::ApplicationVerificationFailure,
+        ) => "identity_rejected",
+        rustls::Error::InvalidCertificate(
+            rustls::CertificateError::Expired | rustls::CertificateError::ExpiredContext { .. },
+        ) => "certificate_expired",
+        rustls::Error::InvalidCertificate(
+            rustls::CertificateError::NotValidYet
+            | rustls::CertificateError::NotValidYetContext { .. },
+        ) => "certificate_not_yet_valid",
+        rustls::Error::InvalidCertificate(_) => "certificate_rejected",
+        rustls::Error::PeerIncompatible(_) => "incompatible",
+        rustls::Error::NoApplicationProtocol => "no_alpn_match",
+        rustls::Error::AlertReceived(_) => "alert_received",
+        _ => "failed",
+    }
+}
+
+/// Runs the TLS handshake of a listener with `[listeners.tls]` within its handshake timeout;
+/// `early` are bytes already read (after a PROXY header). `None`: the connection failed (and is
+/// closed, counted by reason).
+async fn accept_tls(
+    w: &Worker,
+    listener: usize,
+    stream: Stream,
+    early: &InBuf,
+    t: &crate::tls::ListenerTlsCore,
+) -> Option<Stream> {
+    use crate::telemetry::SecurityFamily::{DownstreamHandshake, PeerIdentity};
+    let conn = match rustls::ServerConnection::new(t.server.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start a TLS session");
+            w.metrics
+                .security_event(DownstreamHandshake, listener, "internal_error");
+            return None;
+        }
+    };
+    let mut stream = match stream.into_tls(conn.into(), early.bytes()) {
+        Ok(s) => s,
+        Err(e) => {
+            w.metrics
+                .security_event(DownstreamHandshake, listener, handshake_failure(&e));
+            return None;
+        }
+    };
+    match crate::uring::timeout(&w.driver, t.handshake_timeout, stream.handshake()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            let why = handshake_failure(&e);
+            tracing::debug!(error = %e, result = why, "TLS handshake failed");
+            w.metrics.security_event(DownstreamHandshake, listener, why);
+            return None;
+        }
+        Err(_) => {
+            w.metrics
+                .security_event(DownstreamHandshake, listener, "timeout");
+            return None;
+        }
+    }
+    w.metrics
+        .security_event(DownstreamHandshake, listener, "ok");
+    let cert = stream
+        .tls()
+        .and_then(|c| c.peer_certificates().and_then(|cs| cs.first()).cloned());
+    match cert {
+        Some(der) => {
+            let peer = crate::tls::peer_of_cert(der.as_ref(), t.own_identity.as_deref());
+            w.metrics.security_event(
+                PeerIdentity,
+                listener,
+                peer.identity.as_deref().unwrap_or("unnamed"),
+            );
+            stream.set_peer(peer);
+        }
+        None if t.material.client_roots.is_some() => {
+            w.metrics.security_event(PeerIdentity, listener, "none");
+        }
+        None => {}
+    }
+    Some(stream)
+}
+
+/// One accepted connection: the PROXY protocol header first if required, then TLS if the
+/// listener terminates it, then its protocol.
 async fn connection(
     w: Rc<Worker>,
     listener: usize,
@@ -116,6 +213,21 @@ async fn connection(
             }
         }
     }
+    let tls = w.view().tls();
+    if let Some(t) = tls.listener(listener) {
+        match accept_tls(&w, listener, stream, &inb, t).await {
+            Some(s) => {
+                stream = s;
+                inb.clear();
+            }
+            None => {
+                w.metrics.connection_closed(listener);
+                w.conn_closed();
+                return;
+            }
+        }
+    }
+    drop(tls);
     match protocol {
         Protocol::Http => crate::proxy::serve(w, listener, stream, info, inb).await,
         Protocol::Tcp => crate::l4::serve(w, listener, stream, info, inb).await,

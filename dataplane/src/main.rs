@@ -16,6 +16,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use ringway::cluster::dns;
 use ringway::config::{self, Config};
 use ringway::runtime::{self, Control, Endpoints};
+use ringway::tls::{FileWatch, TlsSet};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -66,10 +67,17 @@ fn main() -> ExitCode {
         .init();
     if cli.check {
         return match config::load(&cli.config) {
-            Ok(_) => {
-                println!("{}: ok", cli.config.display());
-                ExitCode::SUCCESS
-            }
+            Ok(cfg) => match TlsSet::load(&cfg) {
+                Ok(_) => {
+                    println!("{}: ok", cli.config.display());
+                    ExitCode::SUCCESS
+                }
+                Err(errors) => {
+                    eprintln!("{}: invalid TLS files", cli.config.display());
+                    eprintln!("{errors}");
+                    ExitCode::from(1)
+                }
+            },
             Err(errors) => {
                 eprintln!("{}: invalid configuration", cli.config.display());
                 eprintln!("{errors}");
@@ -96,6 +104,16 @@ fn load(path: &Path) -> anyhow::Result<Config> {
     })
 }
 
+/// The TLS material `cfg` names, read and checked.
+fn load_tls(cfg: &Config) -> anyhow::Result<Arc<TlsSet>> {
+    TlsSet::load(cfg).map(Arc::new).map_err(|errors| {
+        anyhow::anyhow!(
+            "invalid TLS files: {}",
+            errors.to_string().replace('\n', "; ")
+        )
+    })
+}
+
 /// Resolves every cluster's endpoints (names by DNS, blocking: we are not on a worker).
 fn resolve_all(cfg: &Config) -> Endpoints {
     Arc::new(
@@ -114,6 +132,7 @@ fn resolve_all(cfg: &Config) -> Endpoints {
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
     let cfg = Arc::new(load(&cli.config)?);
+    let tls = load_tls(&cfg)?;
     runtime::preflight().context("this machine cannot run the proxy")?;
     let workers = runtime::worker_count(&cfg, cli.workers.map(usize::from));
     let endpoints = resolve_all(&cfg);
@@ -121,7 +140,13 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     // Signals are handled here; block nothing, the handler thread below reads them.
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .context("cannot install signal handlers")?;
-    let running = runtime::start(cfg.clone(), endpoints.clone(), workers, config_text.clone())?;
+    let running = runtime::start(
+        cfg.clone(),
+        endpoints.clone(),
+        workers,
+        config_text.clone(),
+        tls.clone(),
+    )?;
     tracing::info!(
         workers,
         listeners = cfg.listeners.len(),
@@ -131,33 +156,42 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     );
     let current = Arc::new(Mutex::new((cfg.clone(), endpoints)));
     let refresher = spawn_dns_refresher(&cfg, &current, &running);
+    let rotation = Arc::new(Mutex::new(RotationState {
+        config: cfg.clone(),
+        watch: FileWatch::new(&tls.files),
+    }));
+    spawn_tls_watcher(&rotation, &running);
     let mut active_cfg = cfg;
     for sig in signals.forever() {
         match sig {
-            SIGHUP => {
-                match load(&cli.config) {
-                    Ok(new) => {
-                        if !same_listeners(&active_cfg, &new) {
-                            tracing::error!("reload rejected: listeners (names or binds) changed; restart to apply");
-                            continue;
-                        }
-                        let new = Arc::new(new);
-                        let eps = resolve_all(&new);
-                        if let Ok(mut t) = config_text.lock() {
-                            *t = new.render_toml();
-                        }
-                        if let Ok(mut c) = current.lock() {
-                            *c = (new.clone(), eps.clone());
-                        }
-                        running.broadcast(|| Control::Reload(new.clone(), eps.clone()));
-                        active_cfg = new;
-                        tracing::info!("configuration reloaded");
+            SIGHUP => match load(&cli.config).and_then(|c| Ok((load_tls(&c)?, c))) {
+                Ok((tls, new)) => {
+                    if !same_listeners(&active_cfg, &new) {
+                        tracing::error!(
+                            "reload rejected: listeners (names or binds) changed; restart to apply"
+                        );
+                        continue;
                     }
-                    Err(e) => {
-                        tracing::error!("reload rejected, old configuration keeps serving: {e:#}")
+                    let new = Arc::new(new);
+                    if let Ok(mut r) = rotation.lock() {
+                        r.config = new.clone();
+                        r.watch = FileWatch::new(&tls.files);
                     }
+                    let eps = resolve_all(&new);
+                    if let Ok(mut t) = config_text.lock() {
+                        *t = new.render_toml();
+                    }
+                    if let Ok(mut c) = current.lock() {
+                        *c = (new.clone(), eps.clone());
+                    }
+                    running.broadcast(|| Control::Reload(new.clone(), eps.clone(), tls.clone()));
+                    active_cfg = new;
+                    tracing::info!("configuration reloaded");
                 }
-            }
+                Err(e) => {
+                    tracing::error!("reload rejected, old configuration keeps serving: {e:#}")
+                }
+            },
             _ => {
                 tracing::info!("draining (signal {sig})");
                 if let Some(r) = refresher {
@@ -176,6 +210,56 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What certificate rotation watches: the files of the active configuration's TLS material.
+struct RotationState {
+    config: Arc<Config>,
+    watch: FileWatch,
+}
+
+/// How often TLS files are checked for changes.
+const TLS_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Polls the TLS files; when they change, loads the new material and hands it to the
+/// workers (new handshakes use it, established connections keep theirs). A set that does
+/// not load is rejected and logged; the old one keeps serving, and the next change of the
+/// files is tried again.
+fn spawn_tls_watcher(state: &Arc<Mutex<RotationState>>, running: &runtime::Running) {
+    let state = state.clone();
+    let controls = running.controls.clone();
+    let spawned = std::thread::Builder::new()
+        .name("ringway-tls-watch".into())
+        .spawn(move || loop {
+            std::thread::sleep(TLS_WATCH_INTERVAL);
+            let Ok(mut s) = state.lock() else { return };
+            if s.watch.is_empty() || !s.watch.changed() {
+                continue;
+            }
+            // Let a writer finish (cert and key are often replaced one after the other).
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            s.watch.changed();
+            match TlsSet::load(&s.config) {
+                Ok(set) => {
+                    let set = Arc::new(set);
+                    s.watch = FileWatch::new(&set.files);
+                    for c in &controls {
+                        let _ = c.send(Control::Tls(set.clone()));
+                    }
+                    tracing::info!(
+                        certificates = set.certificates.len(),
+                        "TLS files changed: new certificates serve new handshakes"
+                    );
+                }
+                Err(e) => tracing::error!(
+                    "TLS files changed but do not load; the previous certificates keep serving: {}",
+                    e.to_string().replace('\n', "; ")
+                ),
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the TLS file watcher; rotate with SIGHUP");
+    }
 }
 
 fn same_listeners(a: &Config, b: &Config) -> bool {

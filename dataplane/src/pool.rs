@@ -26,6 +26,19 @@ pub struct TransportId(pub u32);
 
 impl TransportId {
     pub const PLAINTEXT: TransportId = TransportId(0);
+
+    /// The transport of connections to `cluster`'s endpoints: plaintext, or a value (never 0)
+    /// that differs between clusters and between TLS settings.
+    pub fn of_cluster(cluster: &crate::config::ClusterConfig) -> TransportId {
+        use std::hash::{Hash, Hasher};
+        let Some(tls) = &cluster.tls else {
+            return TransportId::PLAINTEXT;
+        };
+        let mut h = rustc_hash::FxHasher::default();
+        cluster.name.hash(&mut h);
+        format!("{tls:?}").hash(&mut h);
+        TransportId((h.finish() as u32) | 1)
+    }
 }
 
 /// What makes pooled connections interchangeable.

@@ -132,6 +132,7 @@ pub fn start(
     endpoints: Endpoints,
     workers: usize,
     config_text: control::ConfigText,
+    tls: Arc<crate::tls::TlsSet>,
 ) -> Result<Running, RuntimeError> {
     preflight::check_memlock(workers)?;
     // Bind every listener once per worker up front: a port in use fails here.
@@ -176,12 +177,26 @@ pub fn start(
         let eps = endpoints.clone();
         let sh = shared.clone();
         let fail = fail_tx.clone();
+        let tls = tls.clone();
         let handle = glommio::LocalExecutorBuilder::new(placement)
             .name(&format!("ringway-w{id}"))
             .io_memory(preflight::GLOMMIO_IO_MEMORY)
             .ring_depth(128)
             .spawn(move || async move {
-                if let Err(e) = worker::run(id, cfg, eps, listener_fds, sh, rx, peers).await {
+                if let Err(e) = worker::run(
+                    id,
+                    worker::Serving {
+                        config: cfg,
+                        endpoints: eps,
+                        tls,
+                    },
+                    listener_fds,
+                    sh,
+                    rx,
+                    peers,
+                )
+                .await
+                {
                     let _ = fail.send((id, e));
                 }
             })

@@ -14,10 +14,12 @@
 //! Access logging and the admin server live elsewhere (`admin`).
 
 pub mod prometheus;
+pub mod security;
 pub mod shard;
 pub mod snapshot;
 
 pub use prometheus::{render_prometheus, PROMETHEUS_CONTENT_TYPE};
+pub use security::{CertExpiry, SecurityFamily};
 pub use shard::MetricsShard;
 pub use snapshot::{ClusterMetrics, ListenerMetrics, MetricsSnapshot};
 

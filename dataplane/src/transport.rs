@@ -5,8 +5,9 @@
 //! - `stream`: [`Stream`] — receive (into the driver's provided buffers, zero copy), vectored
 //!   send of owned buffers (bounded by a deadline, buffers always returned), shutdown, a
 //!   [`Stream::split`] into halves for tunnels, readiness for parking, byte counters. Plain
-//!   TCP (or a Unix socket pair, the test double) is its first implementation; a TLS stream
-//!   is a second variant of the same type and needs no change in the code that uses it.
+//!   TCP (or a Unix socket pair, the test double) is its first implementation; TLS
+//!   (`tls_stream`, rustls in user space over the same socket) is the second, and the code
+//!   that uses a stream does not know which it has (only splicing needs plaintext).
 //! - `buf`: [`InBuf`] (received bytes not yet consumed), [`Window`] and [`Chain`] (send
 //!   payloads built over received buffers).
 //! - `splice`: zero-copy relay through a pipe, offered only between two plaintext streams.
@@ -15,6 +16,7 @@
 //!   and the original destination of an intercepted connection (`SO_ORIGINAL_DST`); our own
 //!   outgoing connections ([`OwnConnections`], for the loop guard).
 //! - `proxy_protocol`: the PROXY protocol v1/v2 header, parsed and encoded (pure).
+//! - `client_hello`: a TLS ClientHello inspected for its SNI and ALPN, for passthrough (pure).
 //!
 //! Invariants: a `Stream` owns its connection and closes it on drop; what a send borrowed
 //! comes back to the caller on every outcome (completion, error, timeout); received bytes
@@ -23,10 +25,12 @@
 
 pub mod addr;
 pub mod buf;
+pub mod client_hello;
 pub mod park;
 pub mod proxy_protocol;
 pub mod splice;
 mod stream;
+mod tls_stream;
 
 pub use crate::uring::{IoVecs, RecvBuf, SendError};
 pub use addr::{ConnInfo, OwnConnections, OwnMark};
@@ -34,3 +38,4 @@ pub use buf::{Chain, InBuf, Window, CHAIN_MAX};
 pub use park::ParkingLot;
 pub use splice::{PipePool, SpliceError};
 pub use stream::{connect_tcp, RecvHalf, SendHalf, Stream};
+pub use tls_stream::TlsPeer;

@@ -32,8 +32,9 @@ use std::time::Instant;
 use crate::cluster::breaker::{BreakerLimit, Overload};
 use crate::cluster::{ClusterState, Outcome, Pick};
 use crate::config::{ClusterConfig, ClusterKind};
-use crate::pool::{PoolKey, TransportId, UpstreamConn};
+use crate::pool::{PoolKey, UpstreamConn};
 use crate::telemetry::PolicyEvent;
+use crate::tls::ClusterTlsCore;
 use crate::transport::{self, proxy_protocol, ConnInfo, SendError, Stream};
 use crate::uring::{self, Driver};
 use crate::worker::{View, Worker};
@@ -66,7 +67,7 @@ impl<'a> Cluster<'a> {
         };
         PoolKey {
             addr,
-            transport: TransportId::PLAINTEXT,
+            transport: self.state.transport,
             proxied,
         }
     }
@@ -199,14 +200,35 @@ pub fn pick<'a>(cluster: Cluster<'a>, req: &PickRequest) -> Option<Endpoint<'a>>
     })
 }
 
-/// A stream to `addr` with the cluster's transport (plaintext TCP), without a deadline.
-pub async fn open(driver: &Rc<Driver>, addr: SocketAddr) -> io::Result<Stream> {
-    transport::connect_tcp(driver, addr).await
+/// A stream to `addr` with the cluster's transport (plaintext TCP, or TLS with `tls`, the
+/// handshake done), without a deadline.
+pub async fn open(
+    driver: &Rc<Driver>,
+    addr: SocketAddr,
+    tls: Option<&ClusterTlsCore>,
+) -> io::Result<Stream> {
+    let stream = transport::connect_tcp(driver, addr).await?;
+    match tls {
+        None => Ok(stream),
+        Some(t) => start_tls(stream, addr, t).await,
+    }
 }
 
-/// Opens the stream and sends the cluster's PROXY protocol header, if it has one.
+/// TLS over the connected `stream` to `addr` (after any PROXY protocol header).
+async fn start_tls(stream: Stream, addr: SocketAddr, t: &ClusterTlsCore) -> io::Result<Stream> {
+    let conn = rustls::ClientConnection::new(t.client.clone(), t.server_name_for(addr))
+        .map_err(io::Error::other)?;
+    let mut stream = stream.into_tls(conn.into(), &[])?;
+    stream.handshake().await?;
+    Ok(stream)
+}
+
+/// Opens the stream, sends the cluster's PROXY protocol header if it has one, then starts
+/// TLS if the cluster originates it.
 async fn open_with_preamble(w: &Worker, cluster: Cluster<'_>, key: &PoolKey) -> io::Result<Stream> {
-    let mut stream = open(&w.driver, key.addr).await?;
+    let tls = w.view().tls();
+    let tls = tls.cluster(cluster.index);
+    let mut stream = transport::connect_tcp(&w.driver, key.addr).await?;
     if let (Some(version), Some((src, dst))) = (cluster.config.proxy_protocol, key.proxied) {
         let mut header = Vec::with_capacity(64);
         proxy_protocol::encode(version, src, dst, &mut header);
@@ -216,7 +238,34 @@ async fn open_with_preamble(w: &Worker, cluster: Cluster<'_>, key: &PoolKey) -> 
             SendError::TimedOut => io::ErrorKind::TimedOut.into(),
         })?;
     }
-    Ok(stream)
+    match tls {
+        None => Ok(stream),
+        Some(t) => match start_tls(stream, key.addr, t).await {
+            Ok(s) => {
+                w.metrics.upstream_tls(cluster.index, "ok");
+                Ok(s)
+            }
+            Err(e) => {
+                let why = tls_failure(&e);
+                tracing::debug!(cluster = %cluster.config.name, endpoint = %key.addr, error = %e, "upstream TLS handshake failed");
+                w.metrics.upstream_tls(cluster.index, why);
+                Err(e)
+            }
+        },
+    }
+}
+
+/// The `result` label of a failed upstream TLS handshake.
+fn tls_failure(e: &io::Error) -> &'static str {
+    match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::ApplicationVerificationFailure,
+        )) => "identity_rejected",
+        Some(rustls::Error::InvalidCertificate(_)) => "certificate_rejected",
+        Some(rustls::Error::AlertReceived(_)) => "alert_received",
+        Some(_) => "failed",
+        None => "io_error",
+    }
 }
 
 /// An idle pooled connection for `key`, if the pool has a live one (counted as a reuse).

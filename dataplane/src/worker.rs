@@ -61,6 +61,8 @@ pub struct Worker {
     pub pipes: PipePool,
     /// Page-backed blocks holding active connection tasks.
     pub conn_slab: ConnSlab,
+    /// This core's session-ticket key, kept across certificate rotations and reloads.
+    pub tickets: Arc<dyn rustls::server::ProducesTickets>,
 }
 
 impl Worker {
@@ -95,7 +97,15 @@ impl Worker {
             lot: ParkingLot::default(),
             pipes: PipePool::default(),
             conn_slab: ConnSlab::default(),
+            tickets: crate::tls::per_core::ticketer(),
         }
+    }
+
+    /// Builds this core's TLS configs from `set` for the current view.
+    pub fn install_tls(&self, set: &crate::tls::TlsSet) {
+        let view = self.view();
+        let tls = crate::tls::WorkerTls::build(set, &view.config, &self.tickets);
+        *view.tls.borrow_mut() = Rc::new(tls);
     }
 
     /// The current view (a request keeps the one it started with).

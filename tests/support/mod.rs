@@ -8,6 +8,7 @@
 //! - [`TcpPeer`]: a `ringway-tcp` echo/source/sink peer for L4 tests; [`metric`] reads one
 //!   `/metrics` sample;
 //! - [`RawUpstream`]: an in-test upstream that records every byte it receives;
+//! - [`Pki`]: a throw-away CA writing PEM certificates and keys for TLS tests;
 //! - [`Client`]: a blocking HTTP/1.1 client with timeouts, for requests and assertions;
 //! - [`free_port`], [`rss_kib`]: small system helpers.
 //!
@@ -17,6 +18,7 @@
 
 pub mod client;
 pub mod nginx;
+pub mod pki;
 pub mod proxy;
 pub mod raw_upstream;
 pub mod rig;
@@ -26,6 +28,7 @@ pub mod upstream;
 
 pub use client::{Client, Response};
 pub use nginx::Nginx;
+pub use pki::{Leaf, LeafSpec, Pki};
 pub use proxy::Proxy;
 pub use raw_upstream::{RawUpstream, Received};
 pub use rig::{config, pattern_chunk, Rig, Spec, PATTERN_CHUNK_LEN};

@@ -1,8 +1,9 @@
 //! The set of keys the file may hold, as a static schema, and a scan that reports every
 //! unknown key at once (serde's `deny_unknown_fields` stops at the first).
 //!
-//! Invariant: [`SCHEMA`] names exactly the fields of `raw` (a test scans a file that uses
-//! every key). The scan only runs after serde has failed, to report all unknown keys in one go.
+//! Invariant: [`SCHEMA`] names exactly the fields of `raw` (tests scan files that use every
+//! key: `examples/gateway.toml`, and `tests/security.rs`'s `FULL` for the security keys).
+//! The scan only runs after serde has failed, to report all unknown keys in one go.
 
 use toml_edit::{Item, TableLike};
 
@@ -42,7 +43,43 @@ const LIMITS: &[(&str, Shape)] = &[
     ("stream_idle_timeout", Leaf),
     ("max_connections", Leaf),
 ];
-const MATCH: &[(&str, Shape)] = &[("host", Leaf), ("path_prefix", Leaf), ("headers", Leaf)];
+const MATCH: &[(&str, Shape)] = &[
+    ("host", Leaf),
+    ("path_prefix", Leaf),
+    ("headers", Leaf),
+    ("principal", Leaf),
+];
+const AUTHZ_FROM: &[(&str, Shape)] = &[
+    ("principals", Leaf),
+    ("namespaces", Leaf),
+    ("ip_blocks", Leaf),
+];
+const AUTHZ_TO: &[(&str, Shape)] = &[
+    ("hosts", Leaf),
+    ("methods", Leaf),
+    ("paths", Leaf),
+    ("ports", Leaf),
+];
+const AUTHZ: &[(&str, Shape)] = &[
+    ("name", Leaf),
+    ("action", Leaf),
+    ("from", Table(AUTHZ_FROM)),
+    ("to", Table(AUTHZ_TO)),
+];
+const SNI_CERT: &[(&str, Shape)] = &[("server_names", Leaf), ("cert", Leaf), ("key", Leaf)];
+const LISTENER_TLS: &[(&str, Shape)] = &[
+    ("cert", Leaf),
+    ("key", Leaf),
+    ("client_ca", Leaf),
+    ("identities", Leaf),
+    ("handshake_timeout", Leaf),
+    ("min_version", Leaf),
+    ("alpn", Leaf),
+    ("session_tickets", Leaf),
+    ("forward_client_cert", Leaf),
+    ("sni", Tables(SNI_CERT)),
+];
+const SNI_ROUTE: &[(&str, Shape)] = &[("server_names", Leaf), ("cluster", Leaf)];
 const SPLIT: &[(&str, Shape)] = &[("cluster", Leaf), ("weight", Leaf)];
 const DIRECT: &[(&str, Shape)] = &[("status", Leaf), ("body", Leaf)];
 const RETRY: &[(&str, Shape)] = &[
@@ -85,6 +122,7 @@ const ROUTE: &[(&str, Shape)] = &[
     ("fault", Table(FAULT)),
     ("mirror", Table(MIRROR)),
     ("headers", Table(HEADERS)),
+    ("authz", Tables(AUTHZ)),
 ];
 const LISTENER: &[(&str, Shape)] = &[
     ("name", Leaf),
@@ -97,6 +135,9 @@ const LISTENER: &[(&str, Shape)] = &[
     ("connect_attempts", Leaf),
     ("limits", Table(LIMITS)),
     ("routes", Tables(ROUTE)),
+    ("tls", Table(LISTENER_TLS)),
+    ("sni_routes", Tables(SNI_ROUTE)),
+    ("authz", Tables(AUTHZ)),
 ];
 const POOL: &[(&str, Shape)] = &[
     ("max_idle", Leaf),
@@ -123,6 +164,15 @@ const OUTLIER_DETECTION: &[(&str, Shape)] = &[
     ("max_ejection_time", Leaf),
     ("max_ejection_percent", Leaf),
 ];
+const CLUSTER_TLS: &[(&str, Shape)] = &[
+    ("ca", Leaf),
+    ("sni", Leaf),
+    ("cert", Leaf),
+    ("key", Leaf),
+    ("identities", Leaf),
+    ("min_version", Leaf),
+    ("alpn", Leaf),
+];
 const CLUSTER: &[(&str, Shape)] = &[
     ("name", Leaf),
     ("type", Leaf),
@@ -137,6 +187,7 @@ const CLUSTER: &[(&str, Shape)] = &[
     ("circuit_breaker", Table(CIRCUIT_BREAKER)),
     ("health_check", Table(HEALTH_CHECK)),
     ("outlier_detection", Table(OUTLIER_DETECTION)),
+    ("tls", Table(CLUSTER_TLS)),
 ];
 const SCHEMA: &[(&str, Shape)] = &[
     ("runtime", Table(RUNTIME)),

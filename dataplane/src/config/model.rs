@@ -6,6 +6,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+mod security;
+pub use security::*;
+
 /// Index into [`Config::clusters`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClusterId(pub u32);
@@ -80,6 +83,13 @@ pub struct ListenerConfig {
     pub connect_attempts: u32,
     pub limits: Limits,
     pub routes: Vec<RouteConfig>,
+    /// `[listeners.tls]`: terminate TLS (both protocols).
+    pub tls: Option<ListenerTls>,
+    /// `[[listeners.sni_routes]]` (`tcp` listeners without `tls`): pick the cluster by the
+    /// ClientHello's server name, relaying the TLS bytes untouched; `cluster` otherwise.
+    pub sni_routes: Vec<SniRoute>,
+    /// `[[listeners.authz]]`: checked for every request (HTTP) or connection (TCP).
+    pub authz: Vec<AuthzRule>,
 }
 
 /// What an HTTP listener does with `GET http://a/x` and `Host: b` (`host_mismatch`).
@@ -162,6 +172,8 @@ pub struct RouteMatch {
     pub path_prefix: Option<String>,
     /// (lower-case name, exact value)
     pub headers: Vec<(String, String)>,
+    /// The peer's verified identity (mTLS listeners), Istio notation.
+    pub principal: Option<StringMatch>,
 }
 
 /// Host match, lower-cased, port ignored.
@@ -202,6 +214,8 @@ pub struct ClusterConfig {
     pub dns_refresh: Duration,
     /// Circuit breaking, health checking, outlier detection.
     pub resilience: ClusterPolicy,
+    /// `[clusters.tls]`: originate TLS to the endpoints.
+    pub tls: Option<ClusterTls>,
 }
 
 /// Where a cluster's endpoints come from (`type`).
@@ -283,6 +297,8 @@ pub struct RoutePolicy {
     pub fault: Option<FaultPolicy>,
     pub mirror: Option<MirrorPolicy>,
     pub headers: Option<HeaderPolicy>,
+    /// `[[listeners.routes.authz]]`: checked after the listener's rules.
+    pub authz: Vec<AuthzRule>,
 }
 
 /// `[listeners.routes.retry]`.

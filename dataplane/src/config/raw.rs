@@ -9,6 +9,9 @@
 //! Integers are kept as `i64` and durations as [`DurationValue`] so that range and unit
 //! problems are collected by `validate` (all of them) instead of stopping serde at the first;
 //! percentages likewise as [`PercentValue`] (an integer or a float, checked by `validate`).
+//! The security tables (`[listeners.tls]`, `[clusters.tls]`, `[[listeners.sni_routes]]`,
+//! `[[listeners.authz]]`, `[[listeners.routes.authz]]`) follow the same rules; `from` and `to`
+//! of an authorization rule are never `Spanned` (they may be written as dotted keys).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -69,6 +72,74 @@ pub struct RawListener {
     pub limits: Option<RawLimits>,
     #[serde(default)]
     pub routes: Vec<Spanned<RawRoute>>,
+    pub tls: Option<RawListenerTls>,
+    #[serde(default)]
+    pub sni_routes: Vec<Spanned<RawSniRoute>>,
+    #[serde(default)]
+    pub authz: Vec<Spanned<RawAuthzRule>>,
+}
+
+/// `[listeners.tls]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListenerTls {
+    pub cert: Text,
+    pub key: Text,
+    pub client_ca: Option<Text>,
+    pub identities: Option<Spanned<Vec<Text>>>,
+    pub handshake_timeout: Option<Dur>,
+    pub min_version: Option<Text>,
+    pub alpn: Option<Spanned<Vec<Text>>>,
+    pub session_tickets: Option<Spanned<bool>>,
+    pub forward_client_cert: Option<Text>,
+    #[serde(default)]
+    pub sni: Vec<Spanned<RawSniCert>>,
+}
+
+/// `[[listeners.tls.sni]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSniCert {
+    pub server_names: Spanned<Vec<Text>>,
+    pub cert: Text,
+    pub key: Text,
+}
+
+/// `[[listeners.sni_routes]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSniRoute {
+    pub server_names: Spanned<Vec<Text>>,
+    pub cluster: Text,
+}
+
+/// `[[listeners.authz]]` and `[[listeners.routes.authz]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuthzRule {
+    pub name: Option<Text>,
+    pub action: Text,
+    pub from: Option<RawAuthzFrom>,
+    pub to: Option<RawAuthzTo>,
+}
+
+/// `from = { ... }` of an authorization rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuthzFrom {
+    pub principals: Option<Spanned<Vec<Text>>>,
+    pub namespaces: Option<Spanned<Vec<Text>>>,
+    pub ip_blocks: Option<Spanned<Vec<Text>>>,
+}
+
+/// `to = { ... }` of an authorization rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuthzTo {
+    pub hosts: Option<Spanned<Vec<Text>>>,
+    pub methods: Option<Spanned<Vec<Text>>>,
+    pub paths: Option<Spanned<Vec<Text>>>,
+    pub ports: Option<Spanned<Vec<Int>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,6 +170,8 @@ pub struct RawRoute {
     pub fault: Option<RawFault>,
     pub mirror: Option<RawMirror>,
     pub headers: Option<RawHeaders>,
+    #[serde(default)]
+    pub authz: Vec<Spanned<RawAuthzRule>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +231,7 @@ pub struct RawMatch {
     pub host: Option<Text>,
     pub path_prefix: Option<Text>,
     pub headers: Option<BTreeMap<Text, Text>>,
+    pub principal: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -191,6 +265,20 @@ pub struct RawCluster {
     pub circuit_breaker: Option<RawCircuitBreaker>,
     pub health_check: Option<RawHealthCheck>,
     pub outlier_detection: Option<RawOutlierDetection>,
+    pub tls: Option<RawClusterTls>,
+}
+
+/// `[clusters.tls]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClusterTls {
+    pub ca: Text,
+    pub sni: Option<Text>,
+    pub cert: Option<Text>,
+    pub key: Option<Text>,
+    pub identities: Option<Spanned<Vec<Text>>>,
+    pub min_version: Option<Text>,
+    pub alpn: Option<Spanned<Vec<Text>>>,
 }
 
 #[derive(Debug, Deserialize)]

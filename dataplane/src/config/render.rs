@@ -57,6 +57,7 @@ fn write_config(out: &mut String, cfg: &Config) -> std::fmt::Result {
             writeln!(out, "\n  [listeners.limits]")?;
             writeln!(out, "  idle_timeout = {}", dur(lim.idle_timeout))?;
             writeln!(out, "  max_connections = {}", lim.max_connections)?;
+            write_listener_security(out, cfg, l)?;
             continue;
         }
         writeln!(out, "\n  [listeners.limits]")?;
@@ -88,6 +89,7 @@ fn write_config(out: &mut String, cfg: &Config) -> std::fmt::Result {
             dur(lim.stream_idle_timeout)
         )?;
         writeln!(out, "  max_connections = {}", lim.max_connections)?;
+        write_listener_security(out, cfg, l)?;
         for r in &l.routes {
             write_route(out, cfg, r)?;
         }
@@ -117,6 +119,9 @@ fn write_route(out: &mut String, cfg: &Config, r: &RouteConfig) -> std::fmt::Res
             .map(|(n, v)| format!("{} = {}", quote(n), quote(v)))
             .collect();
         fields.push(format!("headers = {{ {} }}", hs.join(", ")));
+    }
+    if let Some(p) = &m.principal {
+        fields.push(format!("principal = {}", quote(&string_match(p))));
     }
     if !fields.is_empty() {
         writeln!(out, "  match = {{ {} }}", fields.join(", "))?;
@@ -238,7 +243,120 @@ fn write_route_policy(out: &mut String, cfg: &Config, p: &RoutePolicy) -> std::f
             writeln!(out, "    path_prefix_rewrite = {}", quote(p))?;
         }
     }
+    write_authz(out, "    ", "listeners.routes.authz", &p.authz)
+}
+
+/// `[listeners.tls]` (with `[[listeners.tls.sni]]`), `[[listeners.sni_routes]]` and
+/// `[[listeners.authz]]`.
+fn write_listener_security(out: &mut String, cfg: &Config, l: &ListenerConfig) -> std::fmt::Result {
+    if let Some(t) = &l.tls {
+        writeln!(out, "\n  [listeners.tls]")?;
+        writeln!(out, "  cert = {}", path(&t.default_cert.cert))?;
+        writeln!(out, "  key = {}", path(&t.default_cert.key))?;
+        if let Some(ca) = &t.client_ca {
+            writeln!(out, "  client_ca = {}", path(ca))?;
+        }
+        if !t.identities.is_empty() {
+            writeln!(out, "  identities = {}", string_matches(&t.identities))?;
+        }
+        writeln!(out, "  handshake_timeout = {}", dur(t.handshake_timeout))?;
+        writeln!(out, "  min_version = {}", tls_version(t.min_version))?;
+        writeln!(out, "  alpn = {}", strings(&t.alpn))?;
+        writeln!(out, "  session_tickets = {}", t.session_tickets)?;
+        if l.protocol == Protocol::Http {
+            let fcc = match t.forward_client_cert {
+                ForwardClientCert::Sanitize => "sanitize",
+                ForwardClientCert::SanitizeSet => "sanitize_set",
+                ForwardClientCert::AppendForward => "append_forward",
+                ForwardClientCert::ForwardOnly => "forward_only",
+            };
+            writeln!(out, "  forward_client_cert = {}", quote(fcc))?;
+        }
+        for s in &t.sni {
+            writeln!(out, "\n    [[listeners.tls.sni]]")?;
+            writeln!(out, "    server_names = {}", host_matches(&s.server_names))?;
+            writeln!(out, "    cert = {}", path(&s.files.cert))?;
+            writeln!(out, "    key = {}", path(&s.files.key))?;
+        }
+    }
+    for r in &l.sni_routes {
+        writeln!(out, "\n  [[listeners.sni_routes]]")?;
+        writeln!(out, "  server_names = {}", host_matches(&r.server_names))?;
+        writeln!(out, "  cluster = {}", cluster_name(cfg, r.cluster))?;
+    }
+    write_authz(out, "  ", "listeners.authz", &l.authz)
+}
+
+fn write_authz(
+    out: &mut String,
+    indent: &str,
+    table: &str,
+    rules: &[AuthzRule],
+) -> std::fmt::Result {
+    for r in rules {
+        writeln!(out, "\n{indent}[[{table}]]")?;
+        writeln!(out, "{indent}name = {}", quote(&r.name))?;
+        let action = match r.action {
+            AuthzAction::Allow => "allow",
+            AuthzAction::Deny => "deny",
+        };
+        writeln!(out, "{indent}action = {}", quote(action))?;
+        let f = &r.from;
+        let mut from = Vec::new();
+        if !f.principals.is_empty() {
+            from.push(format!("principals = {}", string_matches(&f.principals)));
+        }
+        if !f.namespaces.is_empty() {
+            from.push(format!("namespaces = {}", string_matches(&f.namespaces)));
+        }
+        if !f.ip_blocks.is_empty() {
+            let blocks: Vec<String> = f
+                .ip_blocks
+                .iter()
+                .map(|b| quote(&format!("{}/{}", b.addr, b.prefix)))
+                .collect();
+            from.push(format!("ip_blocks = [{}]", blocks.join(", ")));
+        }
+        if !from.is_empty() {
+            writeln!(out, "{indent}from = {{ {} }}", from.join(", "))?;
+        }
+        let t = &r.to;
+        let mut to = Vec::new();
+        if !t.hosts.is_empty() {
+            to.push(format!("hosts = {}", string_matches(&t.hosts)));
+        }
+        if !t.methods.is_empty() {
+            to.push(format!("methods = {}", strings(&t.methods)));
+        }
+        if !t.paths.is_empty() {
+            to.push(format!("paths = {}", string_matches(&t.paths)));
+        }
+        if !t.ports.is_empty() {
+            let ports: Vec<String> = t.ports.iter().map(u16::to_string).collect();
+            to.push(format!("ports = [{}]", ports.join(", ")));
+        }
+        if !to.is_empty() {
+            writeln!(out, "{indent}to = {{ {} }}", to.join(", "))?;
+        }
+    }
     Ok(())
+}
+
+fn write_cluster_tls(out: &mut String, t: &ClusterTls) -> std::fmt::Result {
+    writeln!(out, "\n  [clusters.tls]")?;
+    writeln!(out, "  ca = {}", path(&t.ca))?;
+    if let Some(sni) = &t.sni {
+        writeln!(out, "  sni = {}", quote(sni))?;
+    }
+    if let Some(f) = &t.client_cert {
+        writeln!(out, "  cert = {}", path(&f.cert))?;
+        writeln!(out, "  key = {}", path(&f.key))?;
+    }
+    if !t.identities.is_empty() {
+        writeln!(out, "  identities = {}", string_matches(&t.identities))?;
+    }
+    writeln!(out, "  min_version = {}", tls_version(t.min_version))?;
+    writeln!(out, "  alpn = {}", strings(&t.alpn))
 }
 
 fn write_cluster(out: &mut String, c: &ClusterConfig) -> std::fmt::Result {
@@ -254,7 +372,8 @@ fn write_cluster(out: &mut String, c: &ClusterConfig) -> std::fmt::Result {
         writeln!(out, "type = \"original_destination\"")?;
         writeln!(out, "connect_timeout = {}", dur(c.connect_timeout))?;
         write_pool(out, c)?;
-        return write_resilience(out, res);
+        write_resilience(out, res)?;
+        return c.tls.as_ref().map_or(Ok(()), |t| write_cluster_tls(out, t));
     }
     let eps: Vec<String> = c
         .endpoints
@@ -287,7 +406,8 @@ fn write_cluster(out: &mut String, c: &ClusterConfig) -> std::fmt::Result {
     };
     writeln!(out, "when_all_unhealthy = {}", quote(when))?;
     write_pool(out, c)?;
-    write_resilience(out, res)
+    write_resilience(out, res)?;
+    c.tls.as_ref().map_or(Ok(()), |t| write_cluster_tls(out, t))
 }
 
 fn write_pool(out: &mut String, c: &ClusterConfig) -> std::fmt::Result {
@@ -351,6 +471,49 @@ fn percent(p: Percent) -> String {
     }
     let digits = format!("{frac:04}");
     format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+fn tls_version(v: TlsVersion) -> String {
+    quote(match v {
+        TlsVersion::V1_2 => "1.2",
+        TlsVersion::V1_3 => "1.3",
+    })
+}
+
+/// Istio's notation, the inverse of [`StringMatch::parse`].
+fn string_match(m: &StringMatch) -> String {
+    match m {
+        StringMatch::Exact(e) => e.clone(),
+        StringMatch::Prefix(p) => format!("{p}*"),
+        StringMatch::Suffix(s) => format!("*{s}"),
+        StringMatch::Any => "*".to_string(),
+    }
+}
+
+fn string_matches(ms: &[StringMatch]) -> String {
+    let items: Vec<String> = ms.iter().map(|m| quote(&string_match(m))).collect();
+    format!("[{}]", items.join(", "))
+}
+
+fn host_matches(hs: &[HostMatch]) -> String {
+    let items: Vec<String> = hs
+        .iter()
+        .map(|h| match h {
+            HostMatch::Exact(e) => quote(e),
+            HostMatch::Suffix(s) => quote(&format!("*{s}")),
+        })
+        .collect();
+    format!("[{}]", items.join(", "))
+}
+
+fn strings(ss: &[String]) -> String {
+    let items: Vec<String> = ss.iter().map(|s| quote(s)).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// A path as a TOML string (paths come from TOML strings, so they are UTF-8).
+fn path(p: &std::path::Path) -> String {
+    quote(&p.to_string_lossy())
 }
 
 fn dur(d: std::time::Duration) -> String {

@@ -5,10 +5,12 @@
 //! error (positioned at the offending value's line) into one list, and a `Config` is built
 //! only when that list is empty. Placeholder values returned after an error never escape.
 
+mod authz;
 mod l4;
 mod policy;
 mod resilience;
 mod route;
+mod security;
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -368,8 +370,21 @@ fn listener(
         .routes
         .iter()
         .enumerate()
-        .filter_map(|(j, r)| route::route(c, r, &format!("{path}.routes[{j}]"), names))
+        .filter_map(|(j, r)| {
+            let rule_prefix = format!("{}.routes[{j}]", l.name.get_ref());
+            route::route(c, r, &format!("{path}.routes[{j}]"), &rule_prefix, names)
+        })
         .collect();
+    let tls = security::listener_tls(c, l.tls.as_ref(), protocol, &format!("{path}.tls"));
+    let sni_routes = security::sni_routes(c, l, protocol, names, path);
+    let authz = authz::rules(
+        c,
+        &l.authz,
+        &format!("{path}.authz"),
+        l.name.get_ref(),
+        protocol,
+    );
+    authz::check_rule_names(c, l, path);
     ListenerConfig {
         name: l.name.get_ref().clone(),
         bind,
@@ -381,6 +396,9 @@ fn listener(
         connect_attempts,
         limits,
         routes,
+        tls,
+        sni_routes,
+        authz,
     }
 }
 
@@ -670,5 +688,6 @@ fn cluster(c: &mut Checker, raw: &RawCluster, path: &str) -> ClusterConfig {
             DEFAULT_DNS_REFRESH,
         ),
         resilience: resilience::cluster_policy(c, raw, path),
+        tls: security::cluster_tls(c, raw.tls.as_ref(), &format!("{path}.tls")),
     }
 }

@@ -118,7 +118,13 @@ fn harness() -> &'static Harness {
         );
         let config = Arc::new(crate::config::parse(&text).expect("fuzz config"));
         let endpoints = Arc::new(vec![vec![up]]);
-        let running = crate::runtime::start(config, endpoints, 1, Arc::new(Mutex::new(text)))
+        let running = crate::runtime::start(
+            config,
+            endpoints,
+            1,
+            Arc::new(Mutex::new(text)),
+            Arc::new(crate::tls::TlsSet::empty()),
+        )
             .expect("fuzz runtime");
         Harness {
             proxy: SocketAddr::from(([127, 0, 0, 1], listen)),

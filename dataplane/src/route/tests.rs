@@ -18,6 +18,9 @@ fn listener(default: Option<u32>, routes: Vec<RouteConfig>) -> ListenerConfig {
         connect_attempts: 1,
         limits: Limits::default(),
         routes,
+        tls: None,
+        sni_routes: Vec::new(),
+        authz: Vec::new(),
     }
 }
 
@@ -208,6 +211,7 @@ fn all_given_fields_must_hold() {
         host: Some(HostMatch::Exact("api.example.com".into())),
         path_prefix: Some("/v1/".into()),
         headers: vec![("x-canary".into(), "1".into())],
+        principal: None,
     };
     let canary: &[(&str, &[u8])] = &[("x-canary", b"1")];
     assert!(routed(m(), &req(Some("api.example.com"), "/v1/a", canary)));

@@ -30,16 +30,27 @@ fn retain_known_endpoints(w: &Worker, eps: &[Vec<SocketAddr>]) {
         .retain_endpoints(|k| eps.iter().any(|c| c.contains(&k.addr)));
 }
 
+/// What a worker serves: a configuration with its resolved endpoints and TLS material.
+pub struct Serving {
+    pub config: Arc<Config>,
+    pub endpoints: Arc<Vec<Vec<SocketAddr>>>,
+    pub tls: Arc<crate::tls::TlsSet>,
+}
+
 /// Runs worker `id` until told to stop. Errors are reported to the starter as text.
 pub async fn run(
     id: usize,
-    config: Arc<Config>,
-    endpoints: Arc<Vec<Vec<SocketAddr>>>,
+    serving: Serving,
     listener_fds: Vec<RawFd>,
     shared: Arc<Shared>,
     control: flume::Receiver<Control>,
     peers: Vec<flume::Sender<Control>>,
 ) -> Result<(), String> {
+    let Serving {
+        config,
+        endpoints,
+        tls,
+    } = serving;
     let io = &config.runtime.io;
     let driver = Driver::new(DriverConfig {
         ring_entries: io.ring_entries,
@@ -58,6 +69,7 @@ pub async fn run(
         peers,
         seed(id),
     ));
+    w.install_tls(&tls);
     crate::proxy::mirror::spawn_senders(&w);
     let parking = glommio::spawn_local(crate::proxy::park::run(w.clone()));
     if id == 0 {
@@ -85,12 +97,16 @@ pub async fn run(
     while let Ok(msg) = control.recv_async().await {
         match msg {
             Control::Scrape(reply) => {
-                let _ = reply.send(w.metrics.snapshot());
+                let mut snap = w.metrics.snapshot();
+                snap.certificates = w.view().tls().certificates.clone();
+                let _ = reply.send(snap);
             }
-            Control::Reload(cfg, eps) => {
+            Control::Reload(cfg, eps, tls) => {
                 w.swap_view(View::new(cfg, &eps, seed(id), w.workers));
+                w.install_tls(&tls);
                 retain_known_endpoints(&w, &eps);
             }
+            Control::Tls(tls) => w.install_tls(&tls),
             Control::Endpoints(eps) => {
                 let cfg = w.view().config.clone();
                 w.swap_view(View::new(cfg, &eps, seed(id), w.workers));

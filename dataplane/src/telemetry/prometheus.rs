@@ -34,6 +34,10 @@ pub fn render_prometheus(snapshot: &MetricsSnapshot, out: &mut String) {
     render_latency(snapshot, out);
     render_errors(snapshot, out);
     render_policy(snapshot, out);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    super::security::render(&snapshot.security, &snapshot.certificates, now, out);
 }
 
 fn render_policy(s: &MetricsSnapshot, out: &mut String) {

@@ -52,6 +52,8 @@ pub struct MetricsShard {
     errors: [Cell<u64>; ErrorKind::COUNT],
     /// `[cluster slot][event]`, flattened; slot 0 = no cluster, slot c + 1 = cluster c.
     policy: Box<[Cell<u64>]>,
+    /// TLS and authorization counters with run-time labels.
+    pub security: super::security::SecurityCounters,
 }
 
 #[inline]
@@ -85,6 +87,22 @@ impl MetricsShard {
             policy: (0..(clusters.len() + 1) * PolicyEvent::COUNT)
                 .map(|_| Cell::new(0))
                 .collect(),
+            security: Default::default(),
+        }
+    }
+
+    /// Counts `label` in `family` for listener `listener`.
+    pub fn security_event(&self, family: super::SecurityFamily, listener: usize, label: &str) {
+        if let Some(name) = self.listener_names.get(listener) {
+            self.security.bump(family, name, label);
+        }
+    }
+
+    /// Counts an upstream TLS handshake `result` for cluster `cluster`.
+    pub fn upstream_tls(&self, cluster: usize, result: &str) {
+        if let Some(name) = self.cluster_names.get(cluster) {
+            self.security
+                .bump(super::SecurityFamily::UpstreamHandshake, name, result);
         }
     }
 
@@ -290,6 +308,7 @@ impl MetricsShard {
         }
         let mut snap = MetricsSnapshot::from_parts(listeners, clusters, requests, errors);
         snap.set_policy_none(policy_none);
+        snap.security = self.security.snapshot();
         snap
     }
 }

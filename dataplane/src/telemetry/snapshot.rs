@@ -113,6 +113,10 @@ pub struct MetricsSnapshot {
     errors: [u64; ErrorKind::COUNT],
     /// Policy events with no cluster (e.g. rate limiting on a direct route).
     policy_none: [u64; PolicyEvent::COUNT],
+    /// TLS and authorization counters (see `telemetry::security`).
+    pub security: Vec<super::security::SecuritySeries>,
+    /// Every certificate the workers' TLS material holds (deduplicated on merge).
+    pub certificates: Vec<super::CertExpiry>,
 }
 
 impl MetricsSnapshot {
@@ -133,6 +137,8 @@ impl MetricsSnapshot {
             requests,
             errors,
             policy_none: [0; PolicyEvent::COUNT],
+            security: Vec::new(),
+            certificates: Vec::new(),
         }
     }
 
@@ -218,6 +224,12 @@ impl MetricsSnapshot {
 
     /// Add `other` into `self`, matching listeners and clusters by name.
     pub fn merge(&mut self, other: &MetricsSnapshot) {
+        super::security::merge(&mut self.security, &other.security);
+        for c in &other.certificates {
+            if !self.certificates.contains(c) {
+                self.certificates.push(c.clone());
+            }
+        }
         // Map other's indices to ours, appending names we lack.
         let listener_map: Vec<usize> = other
             .listeners

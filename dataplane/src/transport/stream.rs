@@ -22,12 +22,15 @@ use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::time::Instant;
 
+use super::tls_stream::{self, TlsIo, TlsPeer};
 use crate::uring::{self, Driver, IoVecs, RecvBuf, SendError, Socket};
 
 /// What carries the bytes.
 enum Io {
     /// TCP or a Unix socket pair, bytes as they are.
     Plain(Socket),
+    /// TLS over TCP (rustls; boxed: its state is large and plaintext streams are the many).
+    Tls(Box<TlsIo>),
 }
 
 /// Bytes moved through a stream since the counters were last taken.
@@ -72,10 +75,70 @@ impl Stream {
         Stream::plain(Socket::from_fd(driver, fd))
     }
 
-    pub fn driver(&self) -> &Rc<Driver> {
-        match &self.io {
-            Io::Plain(s) => s.driver(),
+    /// Wraps this plaintext stream in TLS (`conn`: a fresh rustls server or client
+    /// connection); `early` are bytes already received that belong to the TLS stream. The
+    /// handshake runs with [`Stream::handshake`].
+    pub fn into_tls(self, conn: rustls::Connection, early: &[u8]) -> io::Result<Stream> {
+        let sock = match self.io {
+            Io::Plain(s) => s,
+            Io::Tls(_) => return Err(io::Error::other("stream is already TLS")),
+        };
+        let tls = TlsIo::new(sock, conn);
+        tls.feed_early(early)?;
+        Ok(Stream {
+            io: Io::Tls(Box::new(tls)),
+            counts: self.counts,
+        })
+    }
+
+    /// Completes the TLS handshake (a plaintext stream has none). Unbounded: the caller
+    /// applies its handshake timeout.
+    pub async fn handshake(&mut self) -> io::Result<()> {
+        match &mut self.io {
+            Io::Plain(_) => Ok(()),
+            Io::Tls(t) => t.handshake().await,
         }
+    }
+
+    /// The TLS session of a TLS stream (peer certificates, SNI, ALPN, version).
+    pub fn tls(&self) -> Option<std::cell::Ref<'_, rustls::Connection>> {
+        match &self.io {
+            Io::Plain(_) => None,
+            Io::Tls(t) => Some(std::cell::Ref::map(t.state.borrow(), |s| &s.conn)),
+        }
+    }
+
+    /// The verified peer of a TLS stream (set after the handshake).
+    pub fn peer(&self) -> Option<&Rc<TlsPeer>> {
+        match &self.io {
+            Io::Plain(_) => None,
+            Io::Tls(t) => t.peer.as_ref(),
+        }
+    }
+
+    /// Records the verified peer of a TLS stream (no effect on plaintext).
+    pub fn set_peer(&mut self, peer: TlsPeer) {
+        if let Io::Tls(t) = &mut self.io {
+            t.peer = Some(Rc::new(peer));
+        }
+    }
+
+    fn socket(&self) -> &Socket {
+        match &self.io {
+            Io::Plain(s) => s,
+            Io::Tls(t) => &t.sock,
+        }
+    }
+
+    fn socket_mut(&mut self) -> &mut Socket {
+        match &mut self.io {
+            Io::Plain(s) => s,
+            Io::Tls(t) => &mut t.sock,
+        }
+    }
+
+    pub fn driver(&self) -> &Rc<Driver> {
+        self.socket().driver()
     }
 
     /// Whether the bytes on the wire are the bytes of the stream (so they may be spliced).
@@ -87,6 +150,7 @@ impl Stream {
     pub(super) fn plain_fd(&self) -> Option<RawFd> {
         match &self.io {
             Io::Plain(s) => Some(s.fd()),
+            Io::Tls(_) => None,
         }
     }
 
@@ -95,6 +159,7 @@ impl Stream {
     pub async fn recv(&mut self) -> io::Result<Option<RecvBuf>> {
         let r = match &mut self.io {
             Io::Plain(s) => s.recv().await,
+            Io::Tls(t) => tls_stream::recv(&mut t.sock, &t.state).await,
         };
         if let Ok(Some(b)) = &r {
             self.counts.add_received(b.len());
@@ -106,29 +171,26 @@ impl Stream {
     pub fn has_pending(&self) -> bool {
         match &self.io {
             Io::Plain(s) => s.has_pending(),
+            Io::Tls(t) => t.sock.has_pending() || t.has_buffered(),
         }
     }
 
     /// Starts receiving in the background (read-ahead while the caller sends).
     pub fn start_recv(&mut self) {
-        match &mut self.io {
-            Io::Plain(s) => s.start_recv(),
-        }
+        self.socket_mut().start_recv()
     }
 
     /// Receive only when asked (one buffer per receive), so that bytes not yet asked for stay
     /// in the kernel, where a plaintext stream can splice them (upstream connections).
     pub fn receive_on_demand(&mut self) {
-        match &mut self.io {
-            Io::Plain(s) => s.set_single_shot(),
+        if let Io::Plain(s) = &mut self.io {
+            s.set_single_shot()
         }
     }
 
     /// Stops the background receive, keeping what it delivered for [`Stream::take_queued`].
     pub async fn pause_recv(&mut self) {
-        match &mut self.io {
-            Io::Plain(s) => s.pause_recv().await,
-        }
+        self.socket_mut().pause_recv().await
     }
 
     /// After [`Stream::pause_recv`]: the next delivered buffer, `Ok(None)` once none is left;
@@ -136,6 +198,7 @@ impl Stream {
     pub fn take_queued(&mut self) -> io::Result<Option<RecvBuf>> {
         let r = match &mut self.io {
             Io::Plain(s) => s.take_queued(),
+            Io::Tls(t) => tls_stream::take_queued(&mut t.sock, &t.state),
         };
         if let Ok(Some(b)) = &r {
             self.counts.add_received(b.len());
@@ -150,15 +213,21 @@ impl Stream {
     pub async fn quiesce(&mut self) -> bool {
         match &mut self.io {
             Io::Plain(s) => s.stop_recv().await,
+            Io::Tls(t) => {
+                if t.has_buffered() {
+                    t.sock.pause_recv().await;
+                    return false;
+                }
+                t.sock.stop_recv().await
+            }
         }
     }
 
     /// One readiness notification (`token`, see `Driver::notify_readable`) when the quiet
     /// stream has something for the reader: bytes, end of stream or an error.
     pub fn notify_readable(&self, token: u64) {
-        match &self.io {
-            Io::Plain(s) => s.driver().notify_readable(s.fd(), token),
-        }
+        let s = self.socket();
+        s.driver().notify_readable(s.fd(), token)
     }
 
     /// Sends all of `payload` unless `deadline` passes first; the payload always comes back.
@@ -170,6 +239,7 @@ impl Stream {
         let total = payload.total();
         let r = match &self.io {
             Io::Plain(s) => s.send_all_until(payload, deadline).await,
+            Io::Tls(t) => tls_stream::send(&t.sock, &t.state, payload, deadline).await,
         };
         if r.0.is_ok() {
             self.counts.add_sent(total);
@@ -177,25 +247,26 @@ impl Stream {
         r
     }
 
-    /// Ends our sending direction (the peer reads end of stream); receiving goes on.
+    /// Ends our sending direction (the peer reads end of stream; TLS: after close_notify);
+    /// receiving goes on.
     pub fn shutdown_write(&mut self) {
         match &self.io {
             Io::Plain(s) => s.shutdown_write(),
+            Io::Tls(t) => tls_stream::shutdown_write(&t.sock, &t.state),
         }
     }
 
     /// Ends both directions (the peer sees the close; a pending receive completes).
     pub fn shutdown(&mut self) {
-        match &self.io {
-            Io::Plain(s) => s.shutdown(),
+        if let Io::Tls(t) = &self.io {
+            tls_stream::shutdown_write(&t.sock, &t.state);
         }
+        self.socket().shutdown()
     }
 
     /// Whether the peer has ended its sending direction (a receive returned end of stream).
     pub fn is_eof(&self) -> bool {
-        match &self.io {
-            Io::Plain(s) => s.is_eof(),
-        }
+        self.socket().is_eof()
     }
 
     /// Whether bytes that nobody asked for, an end of stream or an error are waiting in the
@@ -204,14 +275,13 @@ impl Stream {
     pub fn has_unread_or_eof(&self) -> bool {
         match &self.io {
             Io::Plain(s) => peek_has_bytes_or_eof(s.fd()),
+            Io::Tls(t) => t.has_buffered() || peek_has_bytes_or_eof(t.sock.fd()),
         }
     }
 
     /// The local address of the connection (unspecified if it cannot be read).
     pub fn local_addr(&self) -> SocketAddr {
-        match &self.io {
-            Io::Plain(s) => super::addr::local_addr(s.fd()),
-        }
+        super::addr::local_addr(self.socket().fd())
     }
 
     /// Both directions at once: a receiving half and a sending half.
@@ -227,6 +297,20 @@ impl Stream {
                     },
                     SendHalf {
                         io: SendIo::Plain(tx),
+                        counts,
+                    },
+                )
+            }
+            Io::Tls(t) => {
+                let state = &t.state;
+                let (rx, tx) = t.sock.split();
+                (
+                    RecvHalf {
+                        io: RecvIo::Tls(rx, state),
+                        counts,
+                    },
+                    SendHalf {
+                        io: SendIo::Tls(tx, state),
                         counts,
                     },
                 )
@@ -267,10 +351,15 @@ fn peek_has_bytes_or_eof(fd: RawFd) -> bool {
 
 enum RecvIo<'a> {
     Plain(&'a mut Socket),
+    Tls(&'a mut Socket, &'a std::cell::RefCell<tls_stream::TlsState>),
 }
 
 enum SendIo<'a> {
     Plain(uring::SendHalf<'a>),
+    Tls(
+        uring::SendHalf<'a>,
+        &'a std::cell::RefCell<tls_stream::TlsState>,
+    ),
 }
 
 /// The receiving half of a split [`Stream`].
@@ -284,6 +373,7 @@ impl RecvHalf<'_> {
     pub async fn recv(&mut self) -> io::Result<Option<RecvBuf>> {
         let r = match &mut self.io {
             RecvIo::Plain(s) => s.recv().await,
+            RecvIo::Tls(s, st) => tls_stream::recv(s, st).await,
         };
         if let Ok(Some(b)) = &r {
             self.counts.add_received(b.len());
@@ -294,14 +384,14 @@ impl RecvHalf<'_> {
     /// As [`Stream::has_pending`].
     pub fn has_pending(&self) -> bool {
         match &self.io {
-            RecvIo::Plain(s) => s.has_pending(),
+            RecvIo::Plain(s) | RecvIo::Tls(s, _) => s.has_pending(),
         }
     }
 
     /// As [`Stream::pause_recv`].
     pub async fn pause_recv(&mut self) {
         match &mut self.io {
-            RecvIo::Plain(s) => s.pause_recv().await,
+            RecvIo::Plain(s) | RecvIo::Tls(s, _) => s.pause_recv().await,
         }
     }
 
@@ -309,6 +399,7 @@ impl RecvHalf<'_> {
     pub fn take_queued(&mut self) -> io::Result<Option<RecvBuf>> {
         let r = match &mut self.io {
             RecvIo::Plain(s) => s.take_queued(),
+            RecvIo::Tls(s, st) => tls_stream::take_queued(s, st),
         };
         if let Ok(Some(b)) = &r {
             self.counts.add_received(b.len());
@@ -324,12 +415,13 @@ impl RecvHalf<'_> {
     pub(super) fn plain_fd(&self) -> Option<RawFd> {
         match &self.io {
             RecvIo::Plain(s) => Some(s.fd()),
+            RecvIo::Tls(..) => None,
         }
     }
 
     pub(super) fn driver(&self) -> &Rc<Driver> {
         match &self.io {
-            RecvIo::Plain(s) => s.driver(),
+            RecvIo::Plain(s) | RecvIo::Tls(s, _) => s.driver(),
         }
     }
 
@@ -354,6 +446,7 @@ impl SendHalf<'_> {
         let total = payload.total();
         let r = match &self.io {
             SendIo::Plain(s) => s.send_all_until(payload, deadline).await,
+            SendIo::Tls(s, st) => tls_stream::send(s, st, payload, deadline).await,
         };
         if r.0.is_ok() {
             self.counts.add_sent(total);
@@ -365,6 +458,7 @@ impl SendHalf<'_> {
     pub fn shutdown_write(&self) {
         match &self.io {
             SendIo::Plain(s) => s.shutdown_write(),
+            SendIo::Tls(s, st) => tls_stream::shutdown_write(s, st),
         }
     }
 
@@ -376,6 +470,7 @@ impl SendHalf<'_> {
     pub(super) fn plain_fd(&self) -> Option<RawFd> {
         match &self.io {
             SendIo::Plain(s) => Some(s.fd()),
+            SendIo::Tls(..) => None,
         }
     }
 

@@ -35,6 +35,8 @@ use crate::cluster::HealthState;
 use crate::config::HealthCheck;
 use crate::http::{parse_response_head, HeadLimits, Method, Parsed, ResponseHead};
 use crate::telemetry::PolicyEvent;
+use crate::tls::per_core::ClusterTlsHandle;
+use crate::tls::ClusterTlsCore;
 use crate::transport::SendError;
 use crate::uring::{self, Driver};
 use crate::worker::{Control, Worker};
@@ -87,19 +89,25 @@ pub fn probe_request(path: &str, host: &str) -> Vec<u8> {
 pub async fn check(
     driver: &Rc<Driver>,
     addr: SocketAddr,
+    tls: Option<&ClusterTlsCore>,
     path: &str,
     host: &str,
     timeout: Duration,
 ) -> Result<u16, ProbeError> {
     let req = probe_request(path, host);
-    match uring::timeout(driver, timeout, exchange(driver, addr, req)).await {
+    match uring::timeout(driver, timeout, exchange(driver, addr, tls, req)).await {
         Ok(r) => r,
         Err(uring::Elapsed) => Err(ProbeError::Timeout),
     }
 }
 
-async fn exchange(driver: &Rc<Driver>, addr: SocketAddr, req: Vec<u8>) -> Result<u16, ProbeError> {
-    let mut conn = super::open(driver, addr)
+async fn exchange(
+    driver: &Rc<Driver>,
+    addr: SocketAddr,
+    tls: Option<&ClusterTlsCore>,
+    req: Vec<u8>,
+) -> Result<u16, ProbeError> {
+    let mut conn = super::open(driver, addr, tls)
         .await
         .map_err(|e| ProbeError::Connect(errno(&e)))?;
     conn.start_recv();
@@ -126,8 +134,14 @@ async fn exchange(driver: &Rc<Driver>, addr: SocketAddr, req: Vec<u8>) -> Result
 }
 
 /// Whether `addr` answers `hc`'s probe with 200..=399 within `hc.timeout`.
-pub async fn probe(driver: &Rc<Driver>, addr: SocketAddr, hc: &HealthCheck, host: &str) -> bool {
-    is_healthy_status(check(driver, addr, &hc.path, host, hc.timeout).await)
+pub async fn probe(
+    driver: &Rc<Driver>,
+    addr: SocketAddr,
+    tls: Option<&ClusterTlsCore>,
+    hc: &HealthCheck,
+    host: &str,
+) -> bool {
+    is_healthy_status(check(driver, addr, tls, &hc.path, host, hc.timeout).await)
 }
 
 fn is_healthy_status(r: Result<u16, ProbeError>) -> bool {
@@ -145,6 +159,7 @@ pub fn jittered(interval: Duration, rng: &mut FastRng) -> Duration {
 async fn probe_all(
     driver: &Rc<Driver>,
     addrs: &[SocketAddr],
+    tls: Option<&ClusterTlsCore>,
     hc: &HealthCheck,
     host: &str,
     results: &mut Vec<bool>,
@@ -152,7 +167,7 @@ async fn probe_all(
     type Probe<'a> = Pin<Box<dyn Future<Output = bool> + 'a>>;
     let mut probes: Vec<Option<Probe<'_>>> = addrs
         .iter()
-        .map(|&a| Some(Box::pin(probe(driver, a, hc, host)) as Probe<'_>))
+        .map(|&a| Some(Box::pin(probe(driver, a, tls, hc, host)) as Probe<'_>))
         .collect();
     results.clear();
     results.resize(addrs.len(), false);
@@ -187,9 +202,11 @@ async fn probe_all(
 /// `on_change(idx, addr, healthy)` (check `addr` against your endpoint list before applying,
 /// in case the set changed meanwhile). Then it sleeps `interval` ± 10%. Cancel-safe: dropping
 /// the future cancels the probes in flight.
+/// `endpoints` also returns the cluster's current TLS settings (`None`: plaintext), so that a
+/// rotated client certificate is used from the next round on.
 pub async fn run_checks(
     driver: &Rc<Driver>,
-    mut endpoints: impl FnMut(&mut Vec<SocketAddr>) -> bool,
+    mut endpoints: impl FnMut(&mut Vec<SocketAddr>) -> Option<Option<ClusterTlsHandle>>,
     hc: &HealthCheck,
     host: &str,
     seed: u64,
@@ -202,14 +219,15 @@ pub async fn run_checks(
     let mut results = Vec::new();
     loop {
         addrs.clear();
-        if !endpoints(&mut addrs) {
+        let Some(tls) = endpoints(&mut addrs) else {
             return;
-        }
+        };
         if addrs != last {
             state.update_endpoints(addrs.len());
             last.clone_from(&addrs);
         }
-        probe_all(driver, &addrs, hc, host, &mut results).await;
+        let tls = tls.as_ref().and_then(ClusterTlsHandle::get);
+        probe_all(driver, &addrs, tls, hc, host, &mut results).await;
         for (i, (&ok, &addr)) in results.iter().zip(addrs.iter()).enumerate() {
             if let Some(healthy) = state.report(i, ok) {
                 on_change(i, addr, healthy);
@@ -252,16 +270,14 @@ async fn check_cluster(w: Rc<Worker>, name: String, running: Rc<RefCell<HashSet<
     let unhealthy: RefCell<Vec<SocketAddr>> = RefCell::default();
     let endpoints = |out: &mut Vec<SocketAddr>| {
         let view = w.view();
-        let Some(i) = view.config.clusters.iter().position(|c| c.name == name) else {
-            return false;
-        };
+        let i = view.config.clusters.iter().position(|c| c.name == name)?;
         if view.config.clusters[i].resilience.health_check.as_ref() != Some(&hc) {
-            return false; // removed or changed: a new loop picks up the new settings
+            return None; // removed or changed: a new loop picks up the new settings
         }
         out.extend_from_slice(&view.clusters[i].endpoints);
         // Forget endpoints that left the cluster.
         unhealthy.borrow_mut().retain(|a| out.contains(a));
-        true
+        Some(Some(ClusterTlsHandle::new(view.tls(), i)))
     };
     let on_change = |_: usize, addr: SocketAddr, healthy: bool| {
         {

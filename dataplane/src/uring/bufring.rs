@@ -186,6 +186,28 @@ impl BufRing {
         self.stash.borrow_mut().push(bid);
     }
 
+    /// A buffer that is in neither the ring nor anybody's hands, for the user to fill itself
+    /// (a TLS stream writes decrypted bytes into one). `None` when the stash is empty.
+    pub fn take_spare(&self) -> Option<u16> {
+        self.stash.borrow_mut().pop()
+    }
+
+    /// Buffer `bid`'s whole memory, for writing.
+    ///
+    /// # Safety
+    /// The caller holds `bid` exclusively (taken with [`BufRing::take_spare`] or delivered by a
+    /// completion, and not recycled) and no other reference to its bytes is alive.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice_mut(&self, bid: u16) -> &mut [u8] {
+        let start = bid as usize * self.buf_size;
+        if start + self.buf_size > self.mem_bytes {
+            return &mut [];
+        }
+        // SAFETY: inside the mapping (checked above); exclusive per the caller's contract; the
+        // kernel does not write into a buffer that is out of the ring.
+        unsafe { std::slice::from_raw_parts_mut(self.mem.add(start), self.buf_size) }
+    }
+
     /// Bookkeeping when a completion takes buffer `bid` out of the ring.
     pub fn taken(&self) {
         self.available.set(self.available.get().saturating_sub(1));
@@ -259,6 +281,33 @@ impl RecvBuf {
     pub fn advance(&mut self, n: usize) {
         let n = (n as u32).min(self.end - self.start);
         self.start += n;
+    }
+
+    /// A spare buffer of `driver`'s pool filled by `fill` (which gets the whole buffer and
+    /// returns how many bytes it wrote); `None` when no buffer is spare right now.
+    pub fn fill_spare<E>(
+        driver: &Rc<Driver>,
+        fill: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+    ) -> Option<Result<RecvBuf, E>> {
+        let bid = driver.bufs().take_spare()?;
+        let mut buf = RecvBuf::new(driver.clone(), bid, 0);
+        Some(buf.overwrite(fill).map(|()| buf))
+    }
+
+    /// Replaces the contents by what `fill` writes into the whole buffer (it returns how many
+    /// bytes it wrote). On error the buffer is left empty.
+    pub fn overwrite<E>(
+        &mut self,
+        fill: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+    ) -> Result<(), E> {
+        // SAFETY: this RecvBuf owns `bid` until it is dropped, and `&mut self` guarantees no
+        // slice of its bytes is borrowed.
+        let mem = unsafe { self.driver.bufs().slice_mut(self.bid) };
+        self.start = 0;
+        self.end = 0;
+        let n = fill(mem)?;
+        self.end = n.min(mem.len()) as u32;
+        Ok(())
     }
 
     /// Keeps only the first `n` unconsumed bytes.

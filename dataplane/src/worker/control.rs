@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::telemetry::MetricsSnapshot;
+use crate::tls::TlsSet;
 use crate::transport::OwnConnections;
 
 /// Resolved endpoint addresses, indexed like `Config::clusters`.
@@ -56,8 +57,11 @@ impl Shared {
 pub enum Control {
     /// Reply with this worker's metrics.
     Scrape(flume::Sender<MetricsSnapshot>),
-    /// Swap to a new validated configuration and its resolved endpoints (per cluster).
-    Reload(Arc<Config>, Endpoints),
+    /// Swap to a new validated configuration, its resolved endpoints (per cluster) and its
+    /// TLS material.
+    Reload(Arc<Config>, Endpoints, Arc<TlsSet>),
+    /// New TLS material (certificate rotation) for the current configuration.
+    Tls(Arc<TlsSet>),
     /// New resolved endpoints (DNS refresh), per cluster of the current configuration.
     Endpoints(Endpoints),
     /// The endpoints of `cluster` (by name) that fail active health checks now; every other

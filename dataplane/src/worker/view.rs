@@ -7,6 +7,7 @@
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,6 +16,7 @@ use crate::config::{Config, Limits};
 use crate::http::HeadLimits;
 use crate::policy::RouteState;
 use crate::route::RouteTable;
+use crate::tls::WorkerTls;
 
 /// The compiled, per-worker view of one configuration.
 pub struct View {
@@ -22,6 +24,9 @@ pub struct View {
     pub listeners: Vec<ListenerView>,
     /// Indexed like `Config::clusters`.
     pub clusters: Vec<ClusterState>,
+    /// This core's TLS configs for `config` (replaced on certificate rotation without
+    /// rebuilding the view; a connection keeps the config it started with).
+    pub tls: RefCell<Rc<WorkerTls>>,
 }
 
 /// One listener's compiled routes and limits.
@@ -76,18 +81,28 @@ impl View {
             config,
             listeners,
             clusters,
+            tls: RefCell::default(),
         }
     }
 
     /// Carries over from `old` what a reload keeps: health results of endpoints that are
     /// still in a cluster of the same name.
+    /// With the same configuration (an endpoint refresh) the TLS configs are kept too.
     pub fn inherit(&self, old: &View) {
+        if Arc::ptr_eq(&self.config, &old.config) {
+            *self.tls.borrow_mut() = old.tls.borrow().clone();
+        }
         for (ci, c) in self.config.clusters.iter().enumerate() {
             let Some(oi) = old.config.clusters.iter().position(|o| o.name == c.name) else {
                 continue;
             };
             self.clusters[ci].inherit_health(&old.clusters[oi]);
         }
+    }
+
+    /// This core's TLS configs (cheap: an `Rc`).
+    pub fn tls(&self) -> Rc<WorkerTls> {
+        self.tls.borrow().clone()
     }
 
     /// The cluster named `name`, with its index.

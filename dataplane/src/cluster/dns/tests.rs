@@ -148,6 +148,7 @@ fn targets_are_only_clusters_with_names() {
         hash_key: HashKey::ClientIp,
         dns_refresh: Duration::from_secs(30),
         resilience: Default::default(),
+        tls: None,
     };
     let config = Config {
         runtime: RuntimeConfig {

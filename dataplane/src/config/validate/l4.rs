@@ -76,11 +76,12 @@ pub(super) fn listener_rules(
         return 1;
     }
     if l.cluster.is_none() {
-        c.error(
-            l.name.span(),
-            path,
-            "a protocol = \"tcp\" listener needs a `cluster` to relay to",
-        );
+        let msg = if l.sni_routes.is_empty() {
+            "a protocol = \"tcp\" listener needs a `cluster` to relay to"
+        } else {
+            "a protocol = \"tcp\" listener needs a `cluster` to relay to (with sni_routes: for connections whose ClientHello names none of their server_names)"
+        };
+        c.error(l.name.span(), path, msg);
     }
     if let Some(r) = l.routes.first() {
         c.error(
@@ -226,19 +227,23 @@ pub(super) fn proxy_protocol_version(
     }
 }
 
-/// Every cluster a listener can send to: its default and those of its routes (clusters,
-/// splits, mirrors).
+/// Every cluster a listener can send to: its default, those of its `sni_routes` and those
+/// of its routes (clusters, splits, mirrors).
 pub(super) fn clusters_reached(l: &ListenerConfig) -> impl Iterator<Item = ClusterId> + '_ {
-    l.cluster.into_iter().chain(l.routes.iter().flat_map(|r| {
-        let action: Vec<ClusterId> = match &r.action {
-            RouteAction::Cluster(id) => vec![*id],
-            RouteAction::Split(s) => s.iter().map(|w| w.cluster).collect(),
-            RouteAction::Direct { .. } => Vec::new(),
-        };
-        action
-            .into_iter()
-            .chain(r.policy.mirror.as_ref().map(|m| m.cluster))
-    }))
+    let sni = l.sni_routes.iter().map(|r| r.cluster);
+    l.cluster
+        .into_iter()
+        .chain(sni)
+        .chain(l.routes.iter().flat_map(|r| {
+            let action: Vec<ClusterId> = match &r.action {
+                RouteAction::Cluster(id) => vec![*id],
+                RouteAction::Split(s) => s.iter().map(|w| w.cluster).collect(),
+                RouteAction::Direct { .. } => Vec::new(),
+            };
+            action
+                .into_iter()
+                .chain(r.policy.mirror.as_ref().map(|m| m.cluster))
+        }))
 }
 
 /// An `original_destination` cluster needs the original destination, which only an

@@ -1,6 +1,6 @@
 //! Validation of a route's traffic policy: `per_try_timeout` and the tables
 //! `[listeners.routes.retry]`, `.rate_limit`, `.fault`, `.mirror` (and `.headers`, in
-//! `headers`).
+//! `headers`; `[[listeners.routes.authz]]`, in `authz`).
 //!
 //! Invariants of the output: a direct route has no `per_try_timeout`, `retry` or `mirror`;
 //! `per_try_timeout <= timeout`; `retry_on` names at least one condition and
@@ -17,7 +17,7 @@ use std::time::Duration;
 use super::super::duration;
 use super::super::model::*;
 use super::super::raw::*;
-use super::{Checker, ClusterNames, Min, MAX_DURATION};
+use super::{authz, Checker, ClusterNames, Min, MAX_DURATION};
 
 pub const RETRY_ON_NAMES: &str =
     "connect-failure, reset, gateway-error, 5xx, retriable-status-codes";
@@ -47,6 +47,8 @@ pub(super) struct RouteFacts<'a> {
     pub clusters: &'a [ClusterId],
     pub has_path_prefix: bool,
     pub timeout: Option<Duration>,
+    /// Default-name prefix of the route's authorization rules (`<listener>.routes[<j>]`).
+    pub rule_prefix: &'a str,
 }
 
 pub(super) fn route_policy(
@@ -128,6 +130,13 @@ pub(super) fn route_policy(
             .headers
             .as_ref()
             .and_then(|raw| headers::header_policy(c, raw, &format!("{path}.headers"), facts)),
+        authz: authz::rules(
+            c,
+            &r.authz,
+            &format!("{path}.authz"),
+            facts.rule_prefix,
+            Protocol::Http,
+        ),
     }
 }
 

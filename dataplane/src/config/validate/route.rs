@@ -1,6 +1,6 @@
-//! Validation of `[[listeners.routes]]`: the `match` fields (host, path prefix, headers) and
-//! the action (exactly one of `cluster`, `split`, `direct`); the policy tables are checked by
-//! `policy`.
+//! Validation of `[[listeners.routes]]`: the `match` fields (host, path prefix, headers,
+//! principal) and the action (exactly one of `cluster`, `split`, `direct`); the policy tables
+//! are checked by `policy` (and the route's authorization rules by `authz`).
 //!
 //! Invariant of the output: hosts and header names are lower-case, header matches are sorted
 //! by name with no duplicates, split weights sum to more than zero and fit in a `u32`.
@@ -12,17 +12,20 @@ use toml::Spanned;
 use super::super::address::is_dns_name;
 use super::super::model::*;
 use super::super::raw::*;
+use super::authz::string_match;
 use super::policy::{self, RouteFacts};
 use super::{Checker, ClusterNames, Min, MAX_DURATION};
 
 pub const MAX_DIRECT_BODY_BYTES: usize = 64 * 1024;
 pub const MAX_SPLIT_WEIGHT: i64 = 1_000_000;
 
-/// One route, or `None` after recording its errors.
+/// One route, or `None` after recording its errors. `rule_prefix` names its authorization
+/// rules that have no `name` (`<listener name>.routes[<j>]`).
 pub(super) fn route(
     c: &mut Checker,
     raw: &Spanned<RawRoute>,
     path: &str,
+    rule_prefix: &str,
     names: &ClusterNames,
 ) -> Option<RouteConfig> {
     let r = raw.get_ref();
@@ -93,6 +96,7 @@ pub(super) fn route(
         clusters: &clusters,
         has_path_prefix: matcher.path_prefix.is_some(),
         timeout,
+        rule_prefix,
     };
     let policy = policy::route_policy(c, r, &facts, names);
     Some(RouteConfig {
@@ -256,15 +260,26 @@ fn route_match(c: &mut Checker, m: &RawMatch, path: &str) -> RouteMatch {
         headers.push((lower, value.get_ref().clone()));
     }
     headers.sort();
+    let principal = m
+        .principal
+        .as_ref()
+        .and_then(|p| match string_match(p.get_ref()) {
+            Ok(sm) => Some(sm),
+            Err(msg) => {
+                c.error(p.span(), &format!("{path}.principal"), msg);
+                None
+            }
+        });
     RouteMatch {
         host,
         path_prefix,
         headers,
+        principal,
     }
 }
 
 /// `example.com`, `*.example.com`, `10.0.0.1` or `[::1]`; lower-cased, no port.
-fn host_match(host: &str) -> Result<HostMatch, String> {
+pub(super) fn host_match(host: &str) -> Result<HostMatch, String> {
     let lower = host.to_ascii_lowercase();
     if lower.is_empty() {
         return Err("must not be empty".to_string());
@@ -298,7 +313,8 @@ fn host_match(host: &str) -> Result<HostMatch, String> {
     }
 }
 
-fn is_host_name(name: &str) -> bool {
+/// A DNS name without a trailing dot.
+pub(super) fn is_host_name(name: &str) -> bool {
     !name.ends_with('.') && is_dns_name(name)
 }
 

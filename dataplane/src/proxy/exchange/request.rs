@@ -5,12 +5,16 @@
 //! the chunked encoding validated on the way); bytes past it stay in `ds.inb` for the next
 //! pipelined request.
 
+use crate::config::ForwardClientCert;
 use crate::http::{self, rewrite, BodyFraming, ChunkedDecoder, RequestExtras};
 use crate::pool::UpstreamConn;
 use crate::transport::{SendError, Window};
 
 use super::super::downstream::Downstream;
 use super::{Exchange, Failure, TryFail, Waited};
+
+/// The client certificate header (Envoy's name).
+const XFCC: &str = "x-forwarded-client-cert";
 
 /// How the request body is sent on each try.
 pub(super) struct BodyPlan {
@@ -36,6 +40,20 @@ pub(super) fn build_head(ex: &Exchange<'_>, ds: &mut Downstream) {
             .chain(hp.request_set.iter().map(|(n, _)| n.as_str()));
         rewrite::suppress(&mut ds.head.headers, ds.inb.bytes(), names);
     }
+    // x-forwarded-client-cert of a TLS listener (Envoy's forward_client_cert_details).
+    let tls = !ds.stream.is_plaintext();
+    let xfcc_mode = ex.w.view().config.listeners[ex.listener]
+        .tls
+        .as_ref()
+        .map(|t| t.forward_client_cert);
+    let xfcc_set = match xfcc_mode {
+        Some(ForwardClientCert::Sanitize | ForwardClientCert::SanitizeSet) => {
+            rewrite::suppress(&mut ds.head.headers, ds.inb.bytes(), std::iter::once(XFCC));
+            xfcc_mode == Some(ForwardClientCert::SanitizeSet)
+        }
+        Some(ForwardClientCert::AppendForward) => true,
+        Some(ForwardClientCert::ForwardOnly) | None => false,
+    };
     let mut idbuf = [0u8; 32];
     let idlen = ex.w.next_request_id(&mut idbuf);
     let scratch = &mut ds.scratch;
@@ -44,12 +62,19 @@ pub(super) fn build_head(ex: &Exchange<'_>, ds: &mut Downstream) {
         ds.inb.bytes(),
         &RequestExtras {
             client_ip: ds.info.peer.ip(),
-            proto: "http",
+            proto: if tls { "https" } else { "http" },
             request_id: Some(&idbuf[..idlen]),
         },
         &mut scratch.added,
         &mut scratch.segs,
     );
+    if let (true, Some(peer)) = (xfcc_set, ds.stream.peer()) {
+        rewrite::append_fields(
+            std::iter::once((XFCC, &*peer.xfcc)),
+            &mut scratch.added,
+            &mut scratch.segs,
+        );
+    }
     if let Some(hp) = hp {
         let lines = hp
             .request_set

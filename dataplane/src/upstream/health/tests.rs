@@ -82,6 +82,7 @@ fn run_check(addr: SocketAddr, timeout_ms: u64) -> Result<u16, ProbeError> {
         let r = check(
             &d,
             addr,
+            None,
             "/healthz",
             "svc",
             Duration::from_millis(timeout_ms),
@@ -121,7 +122,7 @@ fn probe_status_decides_health() {
         let hcfg = hc(1000);
         let (tx, rx) = mpsc::channel();
         with_driver(DriverConfig::default(), move |d| async move {
-            tx.send(probe(&d, addr, &hcfg, "svc").await).unwrap();
+            tx.send(probe(&d, addr, None, &hcfg, "svc").await).unwrap();
         });
         assert_eq!(rx.recv().unwrap(), healthy, "status {status}");
         h.join().unwrap();
@@ -210,7 +211,7 @@ fn run_checks_reports_transitions_and_stops() {
                     _ => {}
                 }
                 addrs.extend([addr0, addr1]);
-                round <= 8
+                (round <= 8).then_some(None)
             },
             &cfg,
             "svc",

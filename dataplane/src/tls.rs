@@ -1,0 +1,57 @@
+//! TLS material and per-core TLS configurations (rustls with the aws-lc-rs provider).
+//!
+//! ```text
+//!  Config ──load──▶ TlsSet (Send + Sync: certificates, keys, trust bundles, read and checked
+//!                   once, off the workers; reloaded on SIGHUP and when the files change)
+//!  TlsSet ──build (per worker)──▶ WorkerTls: each core's own rustls ServerConfig /
+//!                   ClientConfig, its own session-ticket key and resumption caches
+//!  handshake ──▶ Peer: the client's identity (SPIFFE URI SAN, else DNS SAN) and its
+//!                   x-forwarded-client-cert element, kept with the connection
+//! ```
+//!
+//! - `material`: [`TlsSet::load`], what the files hold, with every problem named by file.
+//! - `identity`: names in certificates, SPIFFE identities and namespaces, XFCC elements.
+//! - `verify`: certificate verifiers that accept peers by identity (SPIFFE ID) instead of
+//!   host name, on both sides.
+//! - `per_core`: [`WorkerTls`], the per-core rustls configs built from a `TlsSet`.
+//! - `watch`: [`FileWatch`], the fingerprint of every file a `TlsSet` was read from (for
+//!   rotation: a changed fingerprint means "load again").
+//!
+//! Invariants: nothing here runs on the hot path except the handshake itself (inside rustls);
+//! a `TlsSet` is complete or not built at all (an invalid set never replaces a valid one);
+//! established connections keep the config they were accepted or opened with.
+//! The TLS byte stream itself is `transport::Stream` (module `transport::tls_stream`).
+
+pub mod identity;
+pub mod material;
+pub mod per_core;
+pub mod verify;
+pub mod watch;
+
+pub use identity::{peer_of_cert, Peer};
+pub use material::{LoadedCert, TlsError, TlsErrors, TlsSet};
+pub use per_core::{ClusterTlsCore, ListenerTlsCore, WorkerTls};
+pub use watch::FileWatch;
+
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+
+use crate::config::TlsVersion;
+
+/// The crypto provider every config uses: aws-lc-rs, its default suites (TLS 1.3 AEADs and
+/// TLS 1.2 ECDHE with AEADs only: Mozilla "intermediate") and key-exchange groups.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// The protocol versions allowed from `min` up.
+pub fn versions(min: TlsVersion) -> &'static [&'static rustls::SupportedProtocolVersion] {
+    static BOTH: [&rustls::SupportedProtocolVersion; 2] =
+        [&rustls::version::TLS13, &rustls::version::TLS12];
+    static ONLY_13: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
+    match min {
+        TlsVersion::V1_2 => &BOTH,
+        TlsVersion::V1_3 => &ONLY_13,
+    }
+}
