@@ -14,6 +14,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use support::tls_client::{client_config, get, status_of, tls_connect, TlsClient};
 use support::{free_port, metric, Leaf, LeafSpec, Pki, Proxy, Upstream};
 
 const FRONTEND: &str = "spiffe://cluster.local/ns/shop/sa/frontend";
@@ -37,86 +38,6 @@ fn terminating(upstream: SocketAddr, tls: &str, cluster_extra: &str) -> (String,
          [[clusters]]\nname = \"app\"\nendpoints = [\"{upstream}\"]\n{cluster_extra}\n"
     );
     (text, addr(listen))
-}
-
-/// A rustls client config trusting `ca`, presenting `client` if given.
-fn client_config(ca: &std::path::Path, client: Option<&Leaf>) -> Arc<rustls::ClientConfig> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let b = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots);
-    let mut cfg = match client {
-        Some(l) => b
-            .with_client_auth_cert(
-                vec![CertificateDer::from_pem_file(&l.cert).unwrap()],
-                PrivateKeyDer::from_pem_file(&l.key).unwrap(),
-            )
-            .unwrap(),
-        None => b.with_no_client_auth(),
-    };
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(cfg)
-}
-
-type TlsClient = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
-
-/// A TLS connection to `to` (server name `sni`), handshake done.
-fn tls_connect(
-    to: SocketAddr,
-    sni: &str,
-    cfg: Arc<rustls::ClientConfig>,
-) -> std::io::Result<TlsClient> {
-    let tcp = TcpStream::connect(to)?;
-    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
-    tcp.set_write_timeout(Some(Duration::from_secs(10)))?;
-    let conn = rustls::ClientConnection::new(cfg, sni.to_string().try_into().unwrap())
-        .map_err(std::io::Error::other)?;
-    let mut s = rustls::StreamOwned::new(conn, tcp);
-    while s.conn.is_handshaking() {
-        s.conn.complete_io(&mut s.sock)?;
-    }
-    Ok(s)
-}
-
-/// One keep-alive `GET path` over `s`; the response head and body (Content-Length framed).
-fn get(s: &mut TlsClient, path: &str) -> std::io::Result<(String, Vec<u8>)> {
-    write!(s, "GET {path} HTTP/1.1\r\nHost: shop\r\n\r\n")?;
-    s.flush()?;
-    let mut buf = Vec::new();
-    let mut byte = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        if s.read(&mut byte)? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buf.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&buf).to_string();
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body)?;
-    Ok((head, body))
-}
-
-fn status_of(head: &str) -> u16 {
-    head.split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 fn curl_available() -> bool {
@@ -796,4 +717,54 @@ fn check_names_the_bad_file() {
         assert_eq!(run.wait_exit(Duration::from_secs(10)).code(), Some(1));
         assert!(run.stderr_text().contains(&want));
     }
+}
+
+#[test]
+fn tcp_listener_terminates_tls_and_relays_both_ways_with_half_close() {
+    let echo = support::TcpPeer::start("echo");
+    let mut pki = Pki::new("l4");
+    let server = pki.leaf(
+        "server",
+        &LeafSpec {
+            names: &["localhost"],
+            ..Default::default()
+        },
+    );
+    let (listen, admin) = (free_port(), free_port());
+    let cfg = format!(
+        "[runtime]\nworkers = 2\n\n[admin]\nbind = \"127.0.0.1:{admin}\"\n\n\
+         [[listeners]]\nname = \"l4\"\nbind = \"127.0.0.1:{listen}\"\nprotocol = \"tcp\"\ncluster = \"echo\"\n\n\
+         [listeners.tls]\ncert = \"{}\"\nkey = \"{}\"\n\n\
+         [[clusters]]\nname = \"echo\"\nendpoints = [\"{}\"]\n",
+        p(&server.cert),
+        p(&server.key),
+        echo.addr()
+    );
+    let _proxy = Proxy::start(&cfg);
+    let mut s = tls_connect(addr(listen), "localhost", client_config(&pki.ca, None)).unwrap();
+    // 4 MiB through the TLS relay, echoed back, checked.
+    let data: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
+    let mut back = vec![0u8; data.len()];
+    let mut sent = 0;
+    let mut got = 0;
+    s.sock.set_nonblocking(false).unwrap();
+    while got < data.len() {
+        if sent < data.len() {
+            let n = (data.len() - sent).min(64 * 1024);
+            s.write_all(&data[sent..sent + n]).unwrap();
+            s.flush().unwrap();
+            sent += n;
+        }
+        let n = s.read(&mut back[got..]).unwrap();
+        assert!(n > 0, "closed after {got} bytes");
+        got += n;
+    }
+    assert!(back == data, "echoed bytes differ");
+    // Half-close: close_notify from the client ends the upstream direction; the echo peer
+    // then closes, and the client reads a clean end (close_notify from the proxy).
+    s.conn.send_close_notify();
+    s.conn.complete_io(&mut s.sock).unwrap();
+    let mut rest = Vec::new();
+    let r = s.read_to_end(&mut rest);
+    assert!(r.is_ok(), "no clean TLS end: {r:?}");
 }

@@ -58,7 +58,7 @@ pub use parse::{
     parse_request_head, parse_response_head, HeadError, Parsed, RequestError, ResponseError,
     MAX_LEADING_EMPTY_LINES,
 };
-pub use view::{authority_matches_host, HeadView, RequestParts, RequestView};
+pub use view::{authority_matches_host, HeadView, RequestParts, RequestView, WithPrincipal};
 pub use write::{
     reason_phrase, request_segments, response_segments, write_request_line, write_segments,
     write_simple_response, write_simple_response_with, RequestExtras, ResponseExtras, Segment,

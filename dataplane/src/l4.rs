@@ -2,7 +2,9 @@
 //! ways, to an endpoint of its cluster.
 //!
 //! ```text
-//!  accepted (PROXY header read by the listener if required)
+//!  accepted (PROXY header read by the listener if required; TLS terminated if configured)
+//!    ─▶ authorization (`from`, ports): denied → closed, counted by rule
+//!    ─▶ sni_routes (passthrough): the ClientHello's server name picks the cluster
 //!    ─▶ pick (balancer, health, ejections; or the original destination, loop-guarded)
 //!    ─▶ connect (connect_timeout, breaker; PROXY header sent if the cluster says so)
 //!         failed: next endpoint, up to the listener's connect_attempts
@@ -14,13 +16,15 @@
 //! client: L4 has no error message), counted by kind; both streams are closed when the relay
 //! ends; nothing is buffered beyond one batch per direction.
 
+pub mod passthrough;
 pub mod relay;
 
 use std::rc::Rc;
 
 use crate::base::ConnTask;
 use crate::cluster::Outcome;
-use crate::telemetry::ErrorKind;
+use crate::policy::authz::{self, AuthzInput, Decision};
+use crate::telemetry::{ErrorKind, SecurityFamily};
 use crate::transport::{ConnInfo, InBuf, Stream};
 use crate::upstream::{self, Cluster, ConnectError, OriginalDestinationError, PickRequest};
 use crate::worker::Worker;
@@ -59,13 +63,49 @@ async fn relay_connection(
     listener: usize,
     client: &mut Stream,
     info: &ConnInfo,
-    inb: InBuf,
+    mut inb: InBuf,
 ) {
     let view = w.view();
     let Some(lcfg) = view.config.listeners.get(listener) else {
         return;
     };
-    let Some(cluster) = lcfg.cluster.and_then(|c| Cluster::of(&view, c.0 as usize)) else {
+    if !lcfg.authz.is_empty() {
+        let peer = client.peer();
+        let input = AuthzInput {
+            principal: peer.and_then(|p| p.identity.as_deref()),
+            namespace: peer.and_then(|p| p.namespace.as_deref()),
+            source_ip: info.peer.ip(),
+            port: info.original_dst.unwrap_or(info.local).port(),
+            http: None,
+        };
+        let lv = &view.listeners[listener];
+        if let Decision::Deny(rule) = authz::evaluate(&lcfg.authz, &lv.authz_name, &input) {
+            w.metrics
+                .security_event(SecurityFamily::AuthzDenied, listener, rule);
+            tracing::debug!(peer = %info.peer, rule, "connection denied by authorization policy");
+            return;
+        }
+    }
+    let mut cluster_id = lcfg.cluster;
+    if !lcfg.sni_routes.is_empty() {
+        match passthrough::route(w, client, &mut inb, lcfg).await {
+            Ok((Some(c), result)) => {
+                cluster_id = Some(c);
+                w.metrics
+                    .security_event(SecurityFamily::Passthrough, listener, result);
+            }
+            Ok((None, result)) => {
+                w.metrics
+                    .security_event(SecurityFamily::Passthrough, listener, result);
+            }
+            Err(result) => {
+                w.metrics
+                    .security_event(SecurityFamily::Passthrough, listener, result);
+                return;
+            }
+        }
+    }
+    let Some(cluster) = cluster_id.and_then(|c| Cluster::of(&view, c.0 as usize)) else {
         return;
     };
     let original_dst = if cluster.is_original_destination() {

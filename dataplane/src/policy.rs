@@ -7,6 +7,8 @@
 //! - `fault`: [`FaultInjector`] / [`fault::decide`], chaos delays and aborts.
 //! - `retry`: [`retry::is_retryable`], [`retry::backoff`], [`RetryState`] (one request's
 //!   tries) and [`RetryBudget`] (one route's retry allowance on this core).
+//! - `authz`: [`authz::evaluate`], Istio-style allow/deny rules over the client's identity,
+//!   address and the request (listener rules before routing, route rules after).
 //!
 //! Cluster-side resilience (circuit breaker, outlier detection, health checks) lives in
 //! `cluster`.
@@ -23,6 +25,7 @@
 //! An unconfigured route (`RoutePolicy::default()`) builds a `RouteState` of `None`s: each
 //! phase is one branch.
 
+pub mod authz;
 pub mod fault;
 pub mod rate_limit;
 pub mod retry;

@@ -5,7 +5,7 @@
 //!  ┌─▶ AwaitHead ──(idle a slice)──▶ park (transport::ParkingLot) ──(readable)──┐
 //!  │      │ head complete (request_head_timeout → 408; bad → 4xx + close)       │
 //!  │      ▼                                                                      │
-//!  │   Route ──▶ direct / 404 / policy answer (429, fault) ──────────────────┐   │
+//!  │   Route ──▶ authz 403 / direct / 404 / policy answer (429, fault) ──────┐   │
 //!  │      ▼                                                                  │   │
 //!  │   Exchange (exchange): pick → conn → send head+body → relay response    │   │
 //!  │      │  (route timeout → 504 or close; errors → 502/503/504)             │   │
@@ -13,6 +13,7 @@
 //! ```
 //!
 //! - `downstream`: the client connection's buffers, proxy-generated responses.
+//! - `authz`: the listener's and route's authorization rules (403 when denied).
 //! - `phases`: the route's policy phases before any upstream work.
 //! - `exchange`: the upstream exchange (tries, retries, relay).
 //! - `outcome`: the one place a request's result is recorded.
@@ -23,6 +24,7 @@
 //! connection closes; nothing per request allocates once the connection's buffers have grown.
 //! The proxy never touches a descriptor: all I/O goes through `transport::Stream`.
 
+mod authz;
 pub mod downstream;
 pub mod exchange;
 pub mod failure;
@@ -39,7 +41,7 @@ use crate::base::ConnTask;
 use crate::config::HostMismatch;
 use crate::http::{self, BodyFraming, HeadView, Parsed};
 use crate::route::{Action, Selection};
-use crate::telemetry::ErrorKind;
+use crate::telemetry::{ErrorKind, SecurityFamily};
 use crate::transport::{ConnInfo, InBuf, Stream};
 use crate::upstream::Cluster;
 use crate::uring::timeout;
@@ -170,6 +172,22 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) ->
         }
         let (target, route_index) = select(w, &view, listener, ds);
         let route_cfg = route_index.and_then(|i| lcfg.routes.get(i));
+        let lv = &view.listeners[listener];
+        let routed = route_index.zip(route_cfg);
+        if let Some(rule) = authz::denied(lcfg, lv, routed, ds) {
+            w.metrics
+                .security_event(SecurityFamily::AuthzDenied, listener, rule);
+            tracing::debug!(peer = %ds.info.peer, rule, "request denied by authorization policy");
+            let reusable = ds.head.framing == BodyFraming::None && ds.head.keep_alive;
+            let close = !reusable || w.draining.get();
+            respond(ds, 403, authz::DENIED_BODY, close).await;
+            outcome::record(w, listener, ds, &RequestOutcome::answered(403, None, None));
+            if close {
+                return Exit::Closed;
+            }
+            ds.inb.consume(head_len);
+            continue;
+        }
         let ctx = RouteCtx {
             policy: route_cfg.map(|r| &r.policy),
             state: route_index.and_then(|i| view.listeners[listener].route_states.get(i)),
@@ -237,6 +255,10 @@ fn select(w: &Worker, view: &View, listener: usize, ds: &Downstream) -> (Target,
     let hv = HeadView {
         head: &ds.head,
         buf: ds.inb.bytes(),
+    };
+    let hv = http::WithPrincipal {
+        request: &hv,
+        principal: ds.stream.peer().and_then(|p| p.identity.as_deref()),
     };
     match lv.routes.resolve(&hv) {
         Selection::Route(r) => (

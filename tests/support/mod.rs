@@ -9,6 +9,7 @@
 //!   `/metrics` sample;
 //! - [`RawUpstream`]: an in-test upstream that records every byte it receives;
 //! - [`Pki`]: a throw-away CA writing PEM certificates and keys for TLS tests;
+//! - `tls_client`: a blocking rustls client (handshake, keep-alive GET) for TLS tests;
 //! - [`Client`]: a blocking HTTP/1.1 client with timeouts, for requests and assertions;
 //! - [`free_port`], [`rss_kib`]: small system helpers.
 //!
@@ -24,6 +25,7 @@ pub mod raw_upstream;
 pub mod rig;
 pub mod sys;
 pub mod tcp_peer;
+pub mod tls_client;
 pub mod upstream;
 
 pub use client::{Client, Response};

@@ -15,6 +15,31 @@ pub trait RequestView {
     /// The value of the first header named `lowercase_name` (compare names ASCII
     /// case-insensitively), `None` when absent.
     fn header(&self, lowercase_name: &str) -> Option<&[u8]>;
+    /// The verified identity of the client (mTLS), if any.
+    fn principal(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// A request view with the connection's verified client identity.
+pub struct WithPrincipal<'a, R> {
+    pub request: &'a R,
+    pub principal: Option<&'a str>,
+}
+
+impl<R: RequestView> RequestView for WithPrincipal<'_, R> {
+    fn host(&self) -> Option<&[u8]> {
+        self.request.host()
+    }
+    fn path(&self) -> &[u8] {
+        self.request.path()
+    }
+    fn header(&self, lowercase_name: &str) -> Option<&[u8]> {
+        self.request.header(lowercase_name)
+    }
+    fn principal(&self) -> Option<&str> {
+        self.principal
+    }
 }
 
 /// A borrowed request for tests, benchmarks and tools: `RequestView` over plain slices.

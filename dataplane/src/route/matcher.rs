@@ -4,7 +4,7 @@
 //! Invariants: patterns are stored lower-case and normalised at build time; matching only
 //! compares bytes (no allocation, no panics on any input).
 
-use crate::config::{HostMatch, RouteMatch};
+use crate::config::{HostMatch, RouteMatch, StringMatch};
 
 use super::RequestView;
 
@@ -14,6 +14,7 @@ pub(super) struct Matcher {
     host: Option<HostPattern>,
     path_prefix: Option<Box<[u8]>>,
     headers: Box<[HeaderPattern]>,
+    principal: Option<StringMatch>,
 }
 
 /// (lower-case name, exact value)
@@ -53,6 +54,7 @@ impl Matcher {
                 .iter()
                 .map(|(n, v)| (n.to_ascii_lowercase().into(), v.as_bytes().into()))
                 .collect(),
+            principal: m.principal.clone(),
         }
     }
 
@@ -81,6 +83,11 @@ impl Matcher {
                     .is_some_and(|tail| tail.eq_ignore_ascii_case(suffix)),
             };
             if !ok {
+                return false;
+            }
+        }
+        if let Some(p) = &self.principal {
+            if !req.principal().is_some_and(|id| p.matches(id)) {
                 return false;
             }
         }

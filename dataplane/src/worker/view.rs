@@ -35,6 +35,10 @@ pub struct ListenerView {
     pub head_limits: HeadLimits,
     /// Per-core policy state of each route, indexed like `ListenerConfig::routes`.
     pub route_states: Vec<RefCell<RouteState>>,
+    /// The `rule` label of a denial by the listener's rules that no single rule made
+    /// (`<listener>.authz`), and likewise per route (`<listener>.routes[j].authz`).
+    pub authz_name: Box<str>,
+    pub route_authz_names: Vec<Box<str>>,
 }
 
 /// The codec's head limits of a listener's `[listeners.limits]`.
@@ -65,6 +69,10 @@ impl View {
                     .routes
                     .iter()
                     .map(|r| RefCell::new(RouteState::new(&r.policy, workers, now)))
+                    .collect(),
+                authz_name: format!("{}.authz", l.name).into(),
+                route_authz_names: (0..l.routes.len())
+                    .map(|j| format!("{}.routes[{j}].authz", l.name).into())
                     .collect(),
             })
             .collect();
