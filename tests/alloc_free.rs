@@ -277,7 +277,6 @@ endpoints = ["{}"]
     wait(2);
     let allocs = ALLOCS.load(Ordering::Relaxed);
     let executor = EXECUTOR_ALLOCS.load(Ordering::Relaxed);
-    drop(gets);
     drop(plain);
     drop(secure);
     let _ = ctl_tx.send(runtime::Control::Stop);
