@@ -10,6 +10,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -767,4 +768,110 @@ fn tcp_listener_terminates_tls_and_relays_both_ways_with_half_close() {
     let mut rest = Vec::new();
     let r = s.read_to_end(&mut rest);
     assert!(r.is_ok(), "no clean TLS end: {r:?}");
+}
+
+#[test]
+fn fresh_connections_with_the_request_in_the_clients_first_flight_never_stall() {
+    let up = Upstream::start(&[]);
+    let mut pki = Pki::new("flight");
+    let server = pki.leaf(
+        "server",
+        &LeafSpec {
+            names: &["localhost"],
+            ..Default::default()
+        },
+    );
+    let (cfg, at) = terminating(
+        up.addr(),
+        &format!(
+            "cert = \"{}\"\nkey = \"{}\"",
+            p(&server.cert),
+            p(&server.key)
+        ),
+        "",
+    );
+    let _proxy = Proxy::start(&cfg);
+    let client = client_config(&pki.ca, None);
+    let mut stalls = Vec::new();
+    for i in 0..1500 {
+        let tcp = TcpStream::connect(at).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut conn =
+            rustls::ClientConnection::new(client.clone(), "localhost".try_into().unwrap()).unwrap();
+        // Queued before the handshake: rustls sends it right after its Finished.
+        conn.writer()
+            .write_all(b"GET /size/3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut s = rustls::StreamOwned::new(conn, tcp);
+        let mut got = Vec::new();
+        match s.read_to_end(&mut got) {
+            Ok(_) if got.ends_with(b"abc") => {}
+            other => stalls.push((i, format!("{other:?}"), got.len())),
+        }
+    }
+    assert!(
+        stalls.is_empty(),
+        "{} stalls: {:?}",
+        stalls.len(),
+        &stalls[..stalls.len().min(5)]
+    );
+}
+
+#[test]
+fn ringway_load_drives_https_keep_alive_and_full_handshakes_without_errors() {
+    let load = Path::new(env!("CARGO_BIN_EXE_ringway")).with_file_name("ringway-load");
+    if !load.exists() {
+        panic!("{} not built: run `cargo test --workspace`", load.display());
+    }
+    let up = Upstream::start(&[]);
+    let mut pki = Pki::new("load");
+    let server = pki.leaf(
+        "server",
+        &LeafSpec {
+            names: &["localhost"],
+            ..Default::default()
+        },
+    );
+    let (cfg, at) = terminating(
+        up.addr(),
+        &format!(
+            "cert = \"{}\"\nkey = \"{}\"",
+            p(&server.cert),
+            p(&server.key)
+        ),
+        "",
+    );
+    let proxy = Proxy::start(&cfg);
+    let url = format!("https://127.0.0.1:{}/size/10", at.port());
+    for extra in [&[][..], &["-H", "Connection: close", "--no-resumption"][..]] {
+        let out = Command::new(&load)
+            .arg(&url)
+            .args(["--cacert", &p(&pki.ca), "--sni", "localhost"])
+            .args([
+                "-c",
+                "4",
+                "-t",
+                "1",
+                "-d",
+                "1s",
+                "--timeout",
+                "3s",
+                "--json",
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{extra:?}: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(
+        metric(
+            &proxy,
+            "ringway_tls_handshakes_total{listener=\"edge\",result=\"ok\"}"
+        ) > 10.0
+    );
 }

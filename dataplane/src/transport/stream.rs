@@ -256,6 +256,15 @@ impl Stream {
         }
     }
 
+    /// A TLS stream sends close_notify (best effort, without waiting): what was sent is all
+    /// there is. Plaintext: nothing to do. Call before dropping a stream that ends cleanly;
+    /// a stream dropped without it ends as a truncation for a TLS peer.
+    pub fn close_notify(&mut self) {
+        if let Io::Tls(t) = &self.io {
+            tls_stream::close_notify(&t.sock, &t.state);
+        }
+    }
+
     /// Ends both directions (the peer sees the close; a pending receive completes).
     pub fn shutdown(&mut self) {
         if let Io::Tls(t) = &self.io {

@@ -434,6 +434,13 @@ fn encrypt<T: IoVecs>(
     Ok(())
 }
 
+/// Sends close_notify best-effort.
+pub(super) fn close_notify(sock: &impl SendSock, state: &RefCell<TlsState>) {
+    let mut st = state.borrow_mut();
+    st.conn.send_close_notify();
+    st.send_now(sock.raw_fd());
+}
+
 /// Sends close_notify best-effort, then ends the sending direction.
 pub(super) fn shutdown_write(sock: &impl SendSock, state: &RefCell<TlsState>) {
     let mut st = state.borrow_mut();

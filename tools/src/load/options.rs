@@ -27,7 +27,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "ringway-load", version, about, long_about = None)]
 pub struct Options {
-    /// Target, `http://host:port/path` (http only; the port defaults to 80).
+    /// Target, `http://host:port/path` or `https://host:port/path` (the port defaults to 80
+    /// or 443). HTTPS needs `--cacert` or `--insecure`.
     pub url: String,
 
     /// Connections to keep open, spread over the threads (at most 10000).
@@ -99,11 +100,30 @@ pub struct Options {
     /// Allow targets outside 127.0.0.0/8 and ::1 (only against hosts you own).
     #[arg(long)]
     pub allow_remote: bool,
+
+    /// HTTPS: trust the server certificates this PEM bundle issued.
+    #[arg(long)]
+    pub cacert: Option<PathBuf>,
+
+    /// HTTPS: do not verify the server's certificate (a benchmark against your own test
+    /// certificates only).
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// HTTPS: the server name sent (SNI) and verified. Default: the URL's host.
+    #[arg(long)]
+    pub sni: Option<String>,
+
+    /// HTTPS: no session resumption (every connection does a full handshake).
+    #[arg(long)]
+    pub no_resumption: bool,
 }
 
 /// A parsed `http://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    /// `https://`.
+    pub tls: bool,
     /// Host as written (brackets kept for IPv6), for the Host header.
     pub host: String,
     pub port: u16,
@@ -114,8 +134,12 @@ pub struct Target {
 /// Why the options cannot make a run.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PlanError {
-    #[error("only http://host[:port]/path URLs are supported")]
+    #[error("only http://host[:port]/path and https://host[:port]/path URLs are supported")]
     Scheme,
+    #[error("https needs --cacert PATH (or --insecure)")]
+    TrustMissing,
+    #[error("TLS setup: {0}")]
+    Tls(String),
     #[error("bad host or port in the URL")]
     Authority,
     #[error("cannot resolve {0}")]
@@ -167,11 +191,18 @@ pub struct Plan {
     pub json: bool,
     pub max_error_rate: f64,
     pub latency_out: Option<PathBuf>,
+    /// HTTPS: the client config and the server name.
+    pub tls: Option<super::tls::TlsTarget>,
 }
 
 /// Splits `http://host[:port][/path]`.
 pub fn parse_url(url: &str) -> Result<Target, PlanError> {
-    let rest = url.strip_prefix("http://").ok_or(PlanError::Scheme)?;
+    let (tls, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(r), _) => (false, r),
+        (None, Some(r)) => (true, r),
+        (None, None) => return Err(PlanError::Scheme),
+    };
+    let default_port = if tls { 443 } else { 80 };
     let (authority, path) = match rest.find(['/', '?']) {
         Some(i) => rest.split_at(i),
         None => (rest, "/"),
@@ -188,14 +219,14 @@ pub fn parse_url(url: &str) -> Result<Target, PlanError> {
         let (h, after) = v6.split_once(']').ok_or(PlanError::Authority)?;
         let port = match after.strip_prefix(':') {
             Some(p) => p.parse().map_err(|_| PlanError::Authority)?,
-            None if after.is_empty() => 80,
+            None if after.is_empty() => default_port,
             None => return Err(PlanError::Authority),
         };
         (format!("[{h}]"), port)
     } else {
         match authority.rsplit_once(':') {
             Some((h, p)) => (h.to_owned(), p.parse().map_err(|_| PlanError::Authority)?),
-            None => (authority.to_owned(), 80),
+            None => (authority.to_owned(), default_port),
         }
     };
     if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/') {
@@ -204,7 +235,12 @@ pub fn parse_url(url: &str) -> Result<Target, PlanError> {
     if path.contains(|c: char| c.is_ascii_control() || c == ' ') {
         return Err(PlanError::Authority);
     }
-    Ok(Target { host, port, path })
+    Ok(Target {
+        tls,
+        host,
+        port,
+        path,
+    })
 }
 
 /// True for 127.0.0.0/8, ::1 and IPv4-mapped loopback.
@@ -321,7 +357,31 @@ impl Options {
         }
         let request = build_request(&self.method, &target, &self.headers, &body)?;
         let addr = resolve(&target, self.allow_remote)?;
+        let tls = if target.tls {
+            if self.cacert.is_none() && !self.insecure {
+                return Err(PlanError::TrustMissing);
+            }
+            let name = self.sni.clone().unwrap_or_else(|| {
+                target
+                    .host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string()
+            });
+            Some(
+                super::tls::TlsTarget::new(
+                    self.cacert.as_deref(),
+                    self.insecure,
+                    &name,
+                    !self.no_resumption,
+                )
+                .map_err(PlanError::Tls)?,
+            )
+        } else {
+            None
+        };
         Ok(Plan {
+            tls,
             url: self.url.clone(),
             target,
             addr,
@@ -368,7 +428,14 @@ mod tests {
         assert_eq!((t.host.as_str(), t.port), ("[::1]", 9));
         let t = parse_url("http://h?q").unwrap();
         assert_eq!(t.path, "/?q");
-        assert_eq!(parse_url("https://h/"), Err(PlanError::Scheme));
+        let t = parse_url("https://h/").unwrap();
+        assert_eq!((t.tls, t.port), (true, 443));
+        assert!(!parse_url("http://h/").unwrap().tls);
+        assert_eq!(parse_url("ftp://h/"), Err(PlanError::Scheme));
+        assert!(matches!(
+            opts(&["https://127.0.0.1:1/"]).plan(),
+            Err(PlanError::TrustMissing)
+        ));
         assert_eq!(parse_url("http://h:99999/"), Err(PlanError::Authority));
         assert_eq!(parse_url("http:///x"), Err(PlanError::Authority));
         assert_eq!(parse_url("http://u@h/"), Err(PlanError::Authority));

@@ -16,7 +16,6 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -28,6 +27,7 @@ use super::poll::{Event, Poller};
 use super::response::ResponseParser;
 use super::schedule::Schedule;
 use super::stats::Stats;
+use super::tls::LoadSock;
 
 /// Bytes read per `read` call (shared by all connections of the thread).
 const READ_BUF_BYTES: usize = 64 * 1024;
@@ -93,7 +93,7 @@ struct Flight {
 }
 
 struct Conn {
-    sock: Option<TcpStream>,
+    sock: Option<LoadSock>,
     generation: u32,
     phase: Phase,
     reconnect_at: u64,
@@ -254,18 +254,39 @@ impl<'a> Worker<'a> {
                         c.phase = Phase::Open;
                     }
                     self.pump(idx, now);
+                    if self.is_tls(idx) {
+                        // The handshake may already have bytes waiting: read until EAGAIN.
+                        self.on_readable(idx, now);
+                    }
                 }
                 _ => self.fail(idx, Failure::Connect, now),
             }
             return;
         }
-        if ev.readable || ev.failed {
+        // TLS: any edge may follow a write that rustls answered (handshake, tickets); reading
+        // until EAGAIN on every edge costs one syscall and loses none.
+        if ev.readable || ev.failed || self.is_tls(idx) {
             self.on_readable(idx, now);
+        }
+        if ev.writable {
+            if let Some(s) = self.conns.get_mut(idx).and_then(|c| c.sock.as_mut()) {
+                if s.flush_tls().is_err() {
+                    self.fail(idx, Failure::Write, now);
+                    return;
+                }
+            }
         }
         if ev.writable && self.conns.get(idx).is_some_and(|c| c.wpos < c.wbuf.len()) {
             self.flush(idx, now);
         }
         self.pump(idx, now);
+    }
+
+    fn is_tls(&self, idx: usize) -> bool {
+        self.conns
+            .get(idx)
+            .and_then(|c| c.sock.as_ref())
+            .is_some_and(LoadSock::is_tls)
     }
 
     /// Reads until the socket is drained, completing responses as they parse.
@@ -287,7 +308,9 @@ impl<'a> Worker<'a> {
                     if now >= self.time.measure_ns {
                         self.stats.bytes_read += n as u64;
                     }
-                    if !self.on_bytes(idx, n, now) || n < self.rbuf.len() {
+                    // A plaintext short read drained the socket; a TLS one may not have.
+                    let tls = self.conns[idx].sock.as_ref().is_some_and(LoadSock::is_tls);
+                    if !self.on_bytes(idx, n, now) || (n < self.rbuf.len() && !tls) {
                         return;
                     }
                 }
@@ -507,7 +530,10 @@ impl<'a> Worker<'a> {
         {
             return self.fail(idx, Failure::Connect, now);
         }
-        c.sock = Some(sock.into());
+        match LoadSock::new(sock.into(), self.plan.tls.as_ref()) {
+            Ok(s) => c.sock = Some(s),
+            Err(_) => return self.fail(idx, Failure::Connect, now),
+        }
         // The writable edge (or an error) arrives once the handshake ends.
         c.phase = Phase::Connecting;
     }
@@ -627,7 +653,7 @@ impl<'a> Worker<'a> {
 }
 
 /// Writes as much of `buf` as the socket takes; `Ok(0..)` bytes, WouldBlock is `Ok(0)`.
-fn write_some(sock: &mut TcpStream, buf: &[u8]) -> io::Result<usize> {
+fn write_some(sock: &mut LoadSock, buf: &[u8]) -> io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
         match sock.write(buf.get(done..).unwrap_or_default()) {
