@@ -14,6 +14,8 @@
 //! - `verify`: certificate verifiers that accept peers by identity (SPIFFE ID) instead of
 //!   host name, on both sides.
 //! - `per_core`: [`WorkerTls`], the per-core rustls configs built from a `TlsSet`.
+//! - `fuzz_logic`: the checks of the `tls_entry` fuzz target (handshake entry, peer
+//!   certificate names, ClientHello inspection on arbitrary bytes).
 //! - `watch`: [`FileWatch`], the fingerprint of every file a `TlsSet` was read from (for
 //!   rotation: a changed fingerprint means "load again").
 //!
@@ -22,6 +24,7 @@
 //! established connections keep the config they were accepted or opened with.
 //! The TLS byte stream itself is `transport::Stream` (module `transport::tls_stream`).
 
+pub mod fuzz_logic;
 pub mod identity;
 pub mod material;
 pub mod per_core;

@@ -916,7 +916,7 @@ def main() -> int:
         extra_plot.update({f"L4 {k}": v for k, v in l4_plot.items()})
         extra_plot.update({f"TLS {k}": v for k, v in tls_plot.items()})
         if args.plot:
-            write_plot(args.plot, results, scenarios, extra_plot, names)
+            write_plot(args.plot, results, scenarios, extra_plot, [*names, *(n for n in exes if n not in names)])
     finally:
         stop_all()
         if args.keep_tmp:

@@ -318,7 +318,7 @@ def rejected(port: int, ctx: ssl.SSLContext) -> str:
     try:
         status, _ = request(port, "/small", ctx, server_name=MESH_SNI)
     except ssl.SSLError as e:
-        return f"TLS alert ({e.reason or e.__class__.__name__})"
+        return f"TLS error ({e.reason or e.__class__.__name__})"
     except (OSError, http.client.HTTPException) as e:
         return f"closed ({type(e).__name__})"
     return "" if status == 200 else f"HTTP {status}"
@@ -819,7 +819,8 @@ def report(wanted, names, results, checks, pair_checks, lat, rate, how, args, no
             for label in ("default", "full"):
                 c = info[label]["s_client"]
                 w = info[label]["wire"]
-                resumed = {True: "resumed", False: "full handshake", None: "no session saved"}[info[label]["resumed"]]
+                resumed = {True: "resumed", False: "full handshake",
+                           None: "nothing to resume (no ticket)"}[info[label]["resumed"]]
                 wire = (w["why"] or f"{w['hellos']} handshakes: {w['psk_offered']} / {w['psk_accepted']}")
                 md.append(
                     f"| {n} | {'https-small (defaults)' if label == 'default' else 'https-handshake (no resumption)'} "
@@ -829,6 +830,19 @@ def report(wanted, names, results, checks, pair_checks, lat, rate, how, args, no
         first = next(iter(checks.values()))["full"]["wire"]["client"]
         if first is not None:
             md += [f"wrk's ClientHello: {_hello_client(first)}.", ""]
+        offered = {n: i["default"]["wire"] for n, i in checks.items() if not i["default"]["wire"]["why"]}
+        if any(w["psk_offered"] for w in offered.values()):
+            md += ["wrk resumes TLS sessions whenever the server sends tickets (default listeners: "
+                   + ", ".join(f"{n} {w['psk_accepted']} of {w['hellos']} handshakes resumed" for n, w in offered.items())
+                   + "), which is why https-handshake runs against listeners without resumption."
+                   + (" Ringway's ticket keys are per worker, so about half of wrk's reconnects land on the other "
+                      "worker and get a full handshake."
+                      if "ringway" in offered and offered["ringway"]["psk_accepted"] < 0.9 * offered["ringway"]["psk_offered"]
+                      else "")
+                   + (" HAProxy has no per-listener setting for the number of TLS 1.3 tickets: its HTTPS process "
+                      "runs with OpenSSL's NumTickets = 0, so its https-small listener sends none either (one "
+                      "handshake per keep-alive connection: no difference there)." if "haproxy" in offered else ""),
+                   ""]
 
     for sc, title, unit, target, c in (
         ("https-small", f"https-small: HTTPS keep-alive, GET /small (2 B body), {conns} connections",
@@ -847,8 +861,12 @@ def report(wanted, names, results, checks, pair_checks, lat, rate, how, args, no
                 "network namespace during the run, minus the upstream's accepts, ÷ requests (should be 1.00; "
                 "the machine is shared, other processes' connections would show up here too).")
             md.append("")
+        if sc == "https-small":
+            md += ["client conns = TCP PassiveOpens of the network namespace during the run minus the upstream's "
+                   f"accepts: wrk's {c} connections (more = reconnects, or other processes on the shared machine).", ""]
         head = (f"| proxy | {'handshakes' if unit == 'handshake' else 'req'}/s | CPU µs/{unit} | user | sys | p50 ms "
-                "| p99 ms | RSS MiB | " + ("conns/req | " if unit == "handshake" else "") + "upstream conns | errors |")
+                "| p99 ms | RSS MiB | " + ("conns/req | " if unit == "handshake" else "client conns | ")
+                + "upstream conns | errors |")
         md += [head, "| --- " * (head.count("|") - 1) + "|"]
         vals = {}
         for n in names:
@@ -861,6 +879,8 @@ def report(wanted, names, results, checks, pair_checks, lat, rate, how, args, no
                      _f(med(s.p99_ms for s in ss), 3), _f(med(s.rss_mib for s in ss), 1)]
             if unit == "handshake":
                 cells.append(_f(med(s.other_conns / max(s.requests, 1) for s in ss), 2))
+            else:
+                cells.append(str(int(med(s.other_conns for s in ss))))
             cells += [str(int(med(s.upstream_conns for s in ss))),
                       str(sum(s.non2xx + s.socket_errors for s in ss))]
             md.append("| " + " | ".join(cells) + " |")
