@@ -875,3 +875,168 @@ fn ringway_load_drives_https_keep_alive_and_full_handshakes_without_errors() {
         ) > 10.0
     );
 }
+
+fn openssl_available() -> bool {
+    Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn openssl_s_client_with_a_client_certificate_gets_through_mtls() {
+    if !openssl_available() {
+        eprintln!("openssl not installed: skipped (.ci/run installs it)");
+        return;
+    }
+    let up = Upstream::start(&[]);
+    let mut pki = Pki::new("openssl");
+    let server = pki.leaf(
+        "server",
+        &LeafSpec {
+            names: &["localhost"],
+            ..Default::default()
+        },
+    );
+    let client = pki.leaf(
+        "client",
+        &LeafSpec {
+            spiffe: Some(FRONTEND),
+            ..Default::default()
+        },
+    );
+    let (cfg, at) = terminating(
+        up.addr(),
+        &format!(
+            "cert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\nidentities = [\"{FRONTEND}\"]",
+            p(&server.cert),
+            p(&server.key),
+            p(&pki.ca)
+        ),
+        "",
+    );
+    let _proxy = Proxy::start(&cfg);
+    let run = |with_cert: bool| {
+        let mut cmd = Command::new("openssl");
+        cmd.args(["s_client", "-quiet", "-connect", &at.to_string()])
+            .args(["-servername", "localhost", "-CAfile", &p(&pki.ca)])
+            .args(["-verify_return_error"]);
+        if with_cert {
+            cmd.args(["-cert", &p(&client.cert), "-key", &p(&client.key)]);
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"GET /size/4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let ok = run(true);
+    assert!(
+        ok.starts_with("HTTP/1.1 200") && ok.ends_with("abcd"),
+        "{ok}"
+    );
+    let refused = run(false);
+    assert!(!refused.contains("200 OK"), "{refused}");
+}
+
+#[test]
+fn tls_sent_to_a_plaintext_port_gets_400_and_bad_keys_are_named_at_check() {
+    let up = Upstream::start(&[]);
+    let (listen, admin) = (free_port(), free_port());
+    let plain = format!(
+        "[runtime]\nworkers = 1\n\n[admin]\nbind = \"127.0.0.1:{admin}\"\n\n\
+         [[listeners]]\nname = \"plain\"\nbind = \"127.0.0.1:{listen}\"\ncluster = \"app\"\n\n\
+         [[clusters]]\nname = \"app\"\nendpoints = [\"{}\"]\n",
+        up.addr()
+    );
+    let _proxy = Proxy::start(&plain);
+    let mut pki = Pki::new("plain");
+    let r = tls_connect(addr(listen), "localhost", client_config(&pki.ca, None));
+    assert!(r.is_err(), "a TLS handshake succeeded on a plaintext port");
+    let mut raw = TcpStream::connect(addr(listen)).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    raw.write_all(&[
+        0x16, 0x03, 0x01, 0x00, 0x30, 0x01, 0x00, 0x00, 0x2c, 0x03, 0x03,
+    ])
+    .unwrap();
+    let mut got = Vec::new();
+    let _ = raw.read_to_end(&mut got);
+    assert!(
+        got.starts_with(b"HTTP/1.1 400"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    // A key type rustls cannot sign with, named at --check.
+    if !openssl_available() {
+        return;
+    }
+    let leaf = pki.leaf("x", &LeafSpec::default());
+    let ed448 = pki.dir().join("ed448.key");
+    let made = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ED448", "-out"])
+        .arg(&ed448)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let (cfg, _) = terminating(
+        up.addr(),
+        &format!("cert = \"{}\"\nkey = \"{}\"", p(&leaf.cert), p(&ed448)),
+        "",
+    );
+    let mut check = Proxy::spawn(&cfg, &["--check"]);
+    assert_eq!(check.wait_exit(Duration::from_secs(10)).code(), Some(1));
+    let err = check.stderr_text();
+    assert!(
+        err.contains(&format!("{}: unsupported private key", p(&ed448))),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_expired_upstream_certificate_is_refused() {
+    let app = Upstream::start(&[]);
+    let mut pki = Pki::new("expired-up");
+    let server = pki.leaf(
+        "server",
+        &LeafSpec {
+            names: &["127.0.0.1"],
+            expired: true,
+            ..Default::default()
+        },
+    );
+    let (term_cfg, term_at) = terminating(
+        app.addr(),
+        &format!(
+            "cert = \"{}\"\nkey = \"{}\"",
+            p(&server.cert),
+            p(&server.key)
+        ),
+        "",
+    );
+    let _term = Proxy::start(&term_cfg);
+    let (listen, admin) = (free_port(), free_port());
+    let text = format!(
+        "[runtime]\nworkers = 1\n\n[admin]\nbind = \"127.0.0.1:{admin}\"\n\n\
+         [[listeners]]\nname = \"edge\"\nbind = \"127.0.0.1:{listen}\"\ncluster = \"up\"\n\n\
+         [[clusters]]\nname = \"up\"\nendpoints = [\"{term_at}\"]\n\n[clusters.tls]\nca = \"{}\"\n",
+        p(&pki.ca)
+    );
+    let proxy = Proxy::start(&text);
+    let r = support::Client::connect(addr(listen)).get("/size/1", "up");
+    assert_eq!(r.status, 502);
+    assert!(
+        metric(
+            &proxy,
+            "ringway_upstream_tls_handshakes_total{cluster=\"up\",result=\"certificate_rejected\"}"
+        ) >= 1.0
+    );
+}

@@ -353,6 +353,17 @@ pub(super) fn find_lf(hay: &[u8]) -> Option<usize> {
 fn check_partial_request_line(rest: &[u8], limits: &HeadLimits) -> Result<(), HeadError> {
     let line_len = rest.iter().position(|&b| b == b'\r').unwrap_or(rest.len());
     let line = rest.get(..line_len).unwrap_or_default();
+    // The method is a token (RFC 9110 §9.1): a byte that cannot be part of one (a TLS
+    // ClientHello's 0x16, a binary protocol) is refused now, not after the head timeout.
+    let method_len = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+    if !line
+        .get(..method_len)
+        .unwrap_or_default()
+        .iter()
+        .all(|&b| super::head::is_tchar(b))
+    {
+        return Err(HeadError::BadRequestLine);
+    }
     // The request line is complete (its CRLF arrived): it must have its three parts now,
     // or the client may be an HTTP/0.9 one waiting for an answer that never comes.
     if rest.get(line_len..line_len + 2) == Some(b"\r\n") {

@@ -30,6 +30,27 @@ fn fwd(h: &RequestHead, buf: &[u8], name: &str) -> bool {
 }
 
 // ---- line endings and start line (RFC 9112 §2.2, §3) ----
+#[test]
+fn refuses_a_tls_client_hello_before_the_line_ends() {
+    // A partial head whose method cannot be a token fails at once (no head timeout wait).
+    let mut h = RequestHead::default();
+    for partial in [
+        &b"\x16\x03\x01\x00\x30\x01"[..],
+        b"GE\x00",
+        b"G\x7fT / HTTP/1.1\r\n",
+    ] {
+        assert_eq!(
+            parse_request_head(partial, &HeadLimits::DEFAULT, &mut h),
+            Err(HeadError::BadRequestLine),
+            "{partial:?}"
+        );
+    }
+    assert_eq!(
+        parse_request_head(b"GET /a", &HeadLimits::DEFAULT, &mut h),
+        Ok(Parsed::Partial)
+    );
+}
+
 req!(
     rejects_bare_lf_line_endings,
     b"GET / HTTP/1.1\nHost: a\n\n",
