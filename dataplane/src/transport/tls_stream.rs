@@ -420,13 +420,22 @@ fn encrypt<T: IoVecs>(
         if n == 0 {
             break;
         }
-        for v in &iov[..n] {
+        // One vectored write: rustls puts the pieces (a head's spans, its body) into as few
+        // records as fit, instead of one record (one seal, one allocation) per piece.
+        let mut slices = [io::IoSlice::new(&[]); IOV_BATCH];
+        let mut want = 0;
+        for (slot, v) in slices.iter_mut().zip(&iov[..n]) {
             // SAFETY: `IoVecs` guarantees the described memory is owned by `payload`, which is
             // borrowed (so neither mutated nor moved) for the duration of this call.
             let bytes = unsafe { std::slice::from_raw_parts(v.iov_base as *const u8, v.iov_len) };
-            conn.writer().write_all(bytes)?;
-            *done += bytes.len();
+            *slot = io::IoSlice::new(bytes);
+            want += bytes.len();
         }
+        let wrote = conn.writer().write_vectored(&slices[..n])?;
+        if wrote == 0 && want > 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        *done += wrote;
     }
     while conn.wants_write() {
         conn.write_tls(out)?;
