@@ -336,8 +336,9 @@ when_all_unhealthy = "fail_open"
     );
     // HTTPS keep-alive: rustls's buffered API allocates per TLS record, on both sides of the
     // proxy's TLS stream (a Vec for each decrypted record it hands out, one for each record it
-    // queues for sending): 3 per request measured (4 before sends were one vectored write). Reported, and bounded so that it cannot
-    // grow unnoticed; zero needs rustls's unbuffered API (not done yet).
+    // queues for sending): 3 per request measured (4 before a send became one vectored
+    // write). Reported, and bounded so that it cannot grow unnoticed; zero needs rustls's
+    // unbuffered API (not done yet).
     let mut pki = support::Pki::new("alloc");
     let (https, _) = measure_with("", "", Some(&mut pki));
     let per_request = https as f64 / MEASURED as f64;
