@@ -1040,3 +1040,50 @@ fn an_expired_upstream_certificate_is_refused() {
         ) >= 1.0
     );
 }
+
+#[test]
+fn tls_after_a_proxy_protocol_header_uses_the_announced_client() {
+    let up = Upstream::start(&[]);
+    let mut pki = Pki::new("pp");
+    let server = pki.leaf(
+        "server",
+        &LeafSpec {
+            names: &["localhost"],
+            ..Default::default()
+        },
+    );
+    let (cfg, at) = terminating(
+        up.addr(),
+        &format!(
+            "cert = \"{}\"\nkey = \"{}\"",
+            p(&server.cert),
+            p(&server.key)
+        ),
+        "",
+    );
+    let cfg = cfg.replace(
+        "cluster = \"app\"\n\n[listeners.tls]",
+        "cluster = \"app\"\nproxy_protocol = true\n\n[listeners.tls]",
+    );
+    let _proxy = Proxy::start(&cfg);
+    let mut tcp = TcpStream::connect(at).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // The header and the ClientHello may arrive together: both must be read right.
+    let conn = rustls::ClientConnection::new(
+        client_config(&pki.ca, None),
+        "localhost".try_into().unwrap(),
+    )
+    .unwrap();
+    let mut hello = Vec::new();
+    let mut conn = conn;
+    conn.write_tls(&mut hello).unwrap();
+    let mut first = b"PROXY TCP4 198.51.100.7 127.0.0.1 40000 443\r\n".to_vec();
+    first.extend_from_slice(&hello);
+    tcp.write_all(&first).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    let (head, body) = get(&mut s, "/headers").unwrap();
+    assert_eq!(status_of(&head), 200, "{head}");
+    let text = String::from_utf8_lossy(&body).to_ascii_lowercase();
+    assert!(text.contains("x-forwarded-for: 198.51.100.7"), "{text}");
+    assert!(text.contains("x-forwarded-proto: https"), "{text}");
+}
