@@ -41,6 +41,22 @@ fn terminating(upstream: SocketAddr, tls: &str, cluster_extra: &str) -> (String,
     (text, addr(listen))
 }
 
+/// A leaf for `localhost` issued by `pki`.
+fn localhost_leaf(pki: &mut Pki) -> Leaf {
+    pki.leaf(
+        "server",
+        &LeafSpec {
+            names: &["localhost"],
+            ..Default::default()
+        },
+    )
+}
+
+/// The `cert` and `key` lines of `[listeners.tls]` for `leaf`.
+fn cert_and_key(leaf: &Leaf) -> String {
+    format!("cert = \"{}\"\nkey = \"{}\"", p(&leaf.cert), p(&leaf.key))
+}
+
 fn curl_available() -> bool {
     Command::new("curl").arg("--version").output().is_ok()
 }
@@ -56,15 +72,7 @@ fn terminates_https_for_curl_and_rustls_clients() {
             ..Default::default()
         },
     );
-    let (cfg, at) = terminating(
-        up.addr(),
-        &format!(
-            "cert = \"{}\"\nkey = \"{}\"",
-            p(&server.cert),
-            p(&server.key)
-        ),
-        "",
-    );
+    let (cfg, at) = terminating(up.addr(), &cert_and_key(&server), "");
     let proxy = Proxy::start(&cfg);
     // rustls: several keep-alive requests on one connection, then a large body.
     let mut s = tls_connect(at, "localhost", client_config(&pki.ca, None)).unwrap();
@@ -353,13 +361,7 @@ fn wrong_identities_are_refused_on_both_sides() {
 fn untrusted_expired_and_missing_client_certificates_are_refused() {
     let up = Upstream::start(&[]);
     let mut pki = Pki::new("mtls");
-    let server = pki.leaf(
-        "server",
-        &LeafSpec {
-            names: &["localhost"],
-            ..Default::default()
-        },
-    );
+    let server = localhost_leaf(&mut pki);
     let good = pki.leaf(
         "good",
         &LeafSpec {
@@ -463,15 +465,7 @@ fn originates_tls_and_refuses_untrusted_upstreams() {
             ..Default::default()
         },
     );
-    let (term_cfg, term_at) = terminating(
-        app.addr(),
-        &format!(
-            "cert = \"{}\"\nkey = \"{}\"",
-            p(&server.cert),
-            p(&server.key)
-        ),
-        "",
-    );
+    let (term_cfg, term_at) = terminating(app.addr(), &cert_and_key(&server), "");
     let _term = Proxy::start(&term_cfg);
     let mut other = Pki::new("other");
     let edge = |ca: &std::path::Path, sni: &str| {
@@ -724,13 +718,7 @@ fn check_names_the_bad_file() {
 fn tcp_listener_terminates_tls_and_relays_both_ways_with_half_close() {
     let echo = support::TcpPeer::start("echo");
     let mut pki = Pki::new("l4");
-    let server = pki.leaf(
-        "server",
-        &LeafSpec {
-            names: &["localhost"],
-            ..Default::default()
-        },
-    );
+    let server = localhost_leaf(&mut pki);
     let (listen, admin) = (free_port(), free_port());
     let cfg = format!(
         "[runtime]\nworkers = 2\n\n[admin]\nbind = \"127.0.0.1:{admin}\"\n\n\
@@ -774,22 +762,8 @@ fn tcp_listener_terminates_tls_and_relays_both_ways_with_half_close() {
 fn fresh_connections_with_the_request_in_the_clients_first_flight_never_stall() {
     let up = Upstream::start(&[]);
     let mut pki = Pki::new("flight");
-    let server = pki.leaf(
-        "server",
-        &LeafSpec {
-            names: &["localhost"],
-            ..Default::default()
-        },
-    );
-    let (cfg, at) = terminating(
-        up.addr(),
-        &format!(
-            "cert = \"{}\"\nkey = \"{}\"",
-            p(&server.cert),
-            p(&server.key)
-        ),
-        "",
-    );
+    let server = localhost_leaf(&mut pki);
+    let (cfg, at) = terminating(up.addr(), &cert_and_key(&server), "");
     let _proxy = Proxy::start(&cfg);
     let client = client_config(&pki.ca, None);
     let mut stalls = Vec::new();
@@ -825,22 +799,8 @@ fn ringway_load_drives_https_keep_alive_and_full_handshakes_without_errors() {
     }
     let up = Upstream::start(&[]);
     let mut pki = Pki::new("load");
-    let server = pki.leaf(
-        "server",
-        &LeafSpec {
-            names: &["localhost"],
-            ..Default::default()
-        },
-    );
-    let (cfg, at) = terminating(
-        up.addr(),
-        &format!(
-            "cert = \"{}\"\nkey = \"{}\"",
-            p(&server.cert),
-            p(&server.key)
-        ),
-        "",
-    );
+    let server = localhost_leaf(&mut pki);
+    let (cfg, at) = terminating(up.addr(), &cert_and_key(&server), "");
     let proxy = Proxy::start(&cfg);
     let url = format!("https://127.0.0.1:{}/size/10", at.port());
     for extra in [&[][..], &["-H", "Connection: close", "--no-resumption"][..]] {
@@ -891,13 +851,7 @@ fn openssl_s_client_with_a_client_certificate_gets_through_mtls() {
     }
     let up = Upstream::start(&[]);
     let mut pki = Pki::new("openssl");
-    let server = pki.leaf(
-        "server",
-        &LeafSpec {
-            names: &["localhost"],
-            ..Default::default()
-        },
-    );
+    let server = localhost_leaf(&mut pki);
     let client = pki.leaf(
         "client",
         &LeafSpec {
@@ -1013,15 +967,7 @@ fn an_expired_upstream_certificate_is_refused() {
             ..Default::default()
         },
     );
-    let (term_cfg, term_at) = terminating(
-        app.addr(),
-        &format!(
-            "cert = \"{}\"\nkey = \"{}\"",
-            p(&server.cert),
-            p(&server.key)
-        ),
-        "",
-    );
+    let (term_cfg, term_at) = terminating(app.addr(), &cert_and_key(&server), "");
     let _term = Proxy::start(&term_cfg);
     let (listen, admin) = (free_port(), free_port());
     let text = format!(
@@ -1045,22 +991,8 @@ fn an_expired_upstream_certificate_is_refused() {
 fn tls_after_a_proxy_protocol_header_uses_the_announced_client() {
     let up = Upstream::start(&[]);
     let mut pki = Pki::new("pp");
-    let server = pki.leaf(
-        "server",
-        &LeafSpec {
-            names: &["localhost"],
-            ..Default::default()
-        },
-    );
-    let (cfg, at) = terminating(
-        up.addr(),
-        &format!(
-            "cert = \"{}\"\nkey = \"{}\"",
-            p(&server.cert),
-            p(&server.key)
-        ),
-        "",
-    );
+    let server = localhost_leaf(&mut pki);
+    let (cfg, at) = terminating(up.addr(), &cert_and_key(&server), "");
     let cfg = cfg.replace(
         "cluster = \"app\"\n\n[listeners.tls]",
         "cluster = \"app\"\nproxy_protocol = true\n\n[listeners.tls]",
