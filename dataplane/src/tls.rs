@@ -40,7 +40,7 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 
-use crate::config::TlsVersion;
+use crate::config::{Config, TlsVersion};
 
 /// The crypto provider every config uses: aws-lc-rs, its default suites (TLS 1.3 AEADs and
 /// TLS 1.2 ECDHE with AEADs only: Mozilla "intermediate") and key-exchange groups, with
@@ -58,6 +58,36 @@ pub fn provider() -> Arc<CryptoProvider> {
     };
     p.cipher_suites.sort_by_key(rank);
     Arc::new(p)
+}
+
+impl TlsSet {
+    /// Reads and checks everything `config` names, and builds a trial rustls config from
+    /// each listener's and cluster's material: a set that loads here builds on every core.
+    pub fn load(config: &Config) -> Result<TlsSet, TlsErrors> {
+        let set = TlsSet::read(config)?;
+        let mut errors = Vec::new();
+        for (name, m) in &set.listeners {
+            if let Err(e) = per_core::server_config(m, None) {
+                errors.push(TlsError::Config {
+                    owner: format!("listener {name}"),
+                    reason: e.to_string(),
+                });
+            }
+        }
+        for (name, m) in &set.clusters {
+            if let Err(e) = per_core::client_config(m) {
+                errors.push(TlsError::Config {
+                    owner: format!("cluster {name}"),
+                    reason: e.to_string(),
+                });
+            }
+        }
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(TlsErrors(errors))
+        }
+    }
 }
 
 /// The protocol versions allowed from `min` up.

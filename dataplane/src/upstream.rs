@@ -32,7 +32,7 @@ use std::time::Instant;
 use crate::cluster::breaker::{BreakerLimit, Overload};
 use crate::cluster::{ClusterState, Outcome, Pick};
 use crate::config::{ClusterConfig, ClusterKind};
-use crate::pool::{PoolKey, UpstreamConn};
+use crate::pool::{PoolKey, TransportId, UpstreamConn};
 use crate::telemetry::PolicyEvent;
 use crate::tls::ClusterTlsCore;
 use crate::transport::{self, proxy_protocol, ConnInfo, SendError, Stream};
@@ -45,6 +45,8 @@ pub struct Cluster<'a> {
     pub index: usize,
     pub config: &'a ClusterConfig,
     pub state: &'a ClusterState,
+    /// The pool key part of its connections (plaintext, or its TLS settings).
+    pub transport: TransportId,
 }
 
 impl<'a> Cluster<'a> {
@@ -54,6 +56,7 @@ impl<'a> Cluster<'a> {
             index,
             config: view.config.clusters.get(index)?,
             state: view.clusters.get(index)?,
+            transport: *view.transports.get(index)?,
         })
     }
 
@@ -67,7 +70,7 @@ impl<'a> Cluster<'a> {
         };
         PoolKey {
             addr,
-            transport: self.state.transport,
+            transport: self.transport,
             proxied,
         }
     }

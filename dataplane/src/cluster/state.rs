@@ -31,8 +31,6 @@ pub struct ClusterState {
     pub health_down: RefCell<Vec<bool>>,
     /// Scratch: health ∪ ejected, handed to the balancer as `unavailable`.
     unavailable: RefCell<Vec<bool>>,
-    /// The pool key part of connections to this cluster (its TLS settings).
-    pub transport: crate::pool::TransportId,
 }
 
 /// An endpoint chosen by [`ClusterState::pick`]: its index, and the balancer generation the
@@ -70,7 +68,6 @@ impl ClusterState {
             health_down: RefCell::new(vec![false; endpoints.len()]),
             unavailable: RefCell::new(Vec::with_capacity(endpoints.len())),
             endpoints,
-            transport: crate::pool::TransportId::of_cluster(config),
         }
     }
 

@@ -35,6 +35,13 @@ pub const MAX_WORKERS: i64 = 256;
 pub const MAX_NAME_LEN: usize = 64;
 pub const LB_NAMES: &str = "round_robin, least_request, random, ring_hash";
 
+/// An HTTP token (RFC 9110 `tchar`), non-empty: methods and header names.
+pub(super) fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// The lower bound of a duration.
 #[derive(Clone, Copy)]
 enum Min {
@@ -605,9 +612,7 @@ fn cluster(c: &mut Checker, raw: &RawCluster, path: &str) -> ClusterConfig {
             match k.get_ref().as_str() {
                 "client_ip" => HashKey::ClientIp,
                 other => match other.strip_prefix("header:") {
-                    Some(name) if route::is_token(name) => {
-                        HashKey::Header(name.to_ascii_lowercase())
-                    }
+                    Some(name) if is_token(name) => HashKey::Header(name.to_ascii_lowercase()),
                     Some(name) => {
                         c.error(
                             k.span(),

@@ -6,8 +6,9 @@
 //! bundle has at least one usable CA certificate. Every problem names its file; all problems
 //! are reported, not only the first.
 //!
-//! Invariant: a `TlsSet` exists only if every listener and cluster with TLS has complete
-//! material, and a trial rustls config was built from it (so the per-core build cannot fail).
+//! Invariant: a `TlsSet` read here has complete material for every listener and cluster with
+//! TLS; `TlsSet::load` (module `tls`) also builds a trial rustls config from each, so that
+//! the per-core build cannot fail.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -155,8 +156,9 @@ impl TlsSet {
             .map(|(_, m)| m)
     }
 
-    /// Reads and checks everything `config` names. See the module doc.
-    pub fn load(config: &Config) -> Result<TlsSet, TlsErrors> {
+    /// Reads and checks every file `config` names (see the module doc); `TlsSet::load` (in
+    /// `tls`) adds the trial rustls builds.
+    pub fn read(config: &Config) -> Result<TlsSet, TlsErrors> {
         let provider = super::provider();
         let mut l = Loader {
             provider: &provider,
@@ -186,13 +188,6 @@ impl TlsSet {
                 sni,
                 client_roots: client_roots.flatten(),
             });
-            if let Err(e) = super::per_core::server_config(&m, None) {
-                l.errors.push(TlsError::Config {
-                    owner,
-                    reason: e.to_string(),
-                });
-                continue;
-            }
             l.set.listeners.push((lc.name.clone(), m));
         }
         for cc in &config.clusters {
@@ -214,13 +209,6 @@ impl TlsSet {
                 client_cert: client_cert.flatten().map(|c| c.key),
                 default_sni,
             });
-            if let Err(e) = super::per_core::client_config(&m) {
-                l.errors.push(TlsError::Config {
-                    owner,
-                    reason: e.to_string(),
-                });
-                continue;
-            }
             l.set.clusters.push((cc.name.clone(), m));
         }
         if l.errors.is_empty() {

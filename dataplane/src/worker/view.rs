@@ -15,6 +15,7 @@ use crate::cluster::ClusterState;
 use crate::config::{Config, Limits};
 use crate::http::HeadLimits;
 use crate::policy::RouteState;
+use crate::pool::TransportId;
 use crate::route::RouteTable;
 use crate::tls::WorkerTls;
 
@@ -24,6 +25,8 @@ pub struct View {
     pub listeners: Vec<ListenerView>,
     /// Indexed like `Config::clusters`.
     pub clusters: Vec<ClusterState>,
+    /// The pool key part of each cluster's connections (its TLS settings), likewise.
+    pub transports: Vec<TransportId>,
     /// This core's TLS configs for `config` (replaced on certificate rotation without
     /// rebuilding the view; a connection keeps the config it started with).
     pub tls: RefCell<Rc<WorkerTls>>,
@@ -85,10 +88,16 @@ impl View {
                 ClusterState::new(c, eps, seed ^ (i as u64) << 32, workers)
             })
             .collect();
+        let transports = config
+            .clusters
+            .iter()
+            .map(TransportId::of_cluster)
+            .collect();
         View {
             config,
             listeners,
             clusters,
+            transports,
             tls: RefCell::default(),
         }
     }

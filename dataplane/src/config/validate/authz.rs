@@ -15,7 +15,7 @@ use toml::Spanned;
 
 use super::super::model::*;
 use super::super::raw::*;
-use super::route::is_token;
+use super::is_token;
 use super::Checker;
 
 /// Longest rule name (it is a metrics label value).

@@ -14,7 +14,7 @@ use super::super::model::*;
 use super::super::raw::*;
 use super::authz::string_match;
 use super::policy::{self, RouteFacts};
-use super::{Checker, ClusterNames, Min, MAX_DURATION};
+use super::{is_token, Checker, ClusterNames, Min, MAX_DURATION};
 
 pub const MAX_DIRECT_BODY_BYTES: usize = 64 * 1024;
 pub const MAX_SPLIT_WEIGHT: i64 = 1_000_000;
@@ -316,13 +316,6 @@ pub(super) fn host_match(host: &str) -> Result<HostMatch, String> {
 /// A DNS name without a trailing dot.
 pub(super) fn is_host_name(name: &str) -> bool {
     !name.ends_with('.') && is_dns_name(name)
-}
-
-/// An HTTP token (RFC 9110 `tchar`), non-empty.
-pub(super) fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Visible ASCII, with spaces and tabs allowed only inside.

@@ -13,7 +13,7 @@ use std::ops::Range;
 
 use super::super::super::model::HeaderPolicy;
 use super::super::super::raw::{RawHeaders, Text};
-use super::super::route::is_token;
+use super::super::is_token;
 use super::super::Checker;
 use super::RouteFacts;
 
