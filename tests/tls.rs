@@ -645,6 +645,10 @@ fn rotated_certificates_serve_new_handshakes_and_established_connections_continu
         "{}",
         proxy.stderr_text()
     );
+    assert_eq!(
+        metric(&proxy, "ringway_tls_reloads_total{result=\"rejected\"}"),
+        1.0
+    );
     // The symlink swap.
     let tmp = dir.path().join("..data.tmp");
     std::os::unix::fs::symlink(&v2, &tmp).unwrap();
@@ -658,6 +662,7 @@ fn rotated_certificates_serve_new_handshakes_and_established_connections_continu
         assert!(Instant::now() < deadline, "rotation not picked up");
         std::thread::sleep(Duration::from_millis(200));
     }
+    assert!(metric(&proxy, "ringway_tls_reloads_total{result=\"ok\"}") >= 1.0);
     // The connection made before the rotation still works.
     for _ in 0..5 {
         assert_eq!(status_of(&get(&mut old, "/size/1").unwrap().0), 200);

@@ -16,7 +16,9 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use ringway::cluster::dns;
 use ringway::config::{self, Config};
 use ringway::runtime::{self, Control, Endpoints};
+use ringway::telemetry::security::{TLS_RELOADS_OK, TLS_RELOADS_REJECTED};
 use ringway::tls::{FileWatch, TlsSet};
+use std::sync::atomic::Ordering;
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
@@ -186,6 +188,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                     }
                     running.broadcast(|| Control::Reload(new.clone(), eps.clone(), tls.clone()));
                     active_cfg = new;
+                    TLS_RELOADS_OK.fetch_add(1, Ordering::Relaxed);
                     tracing::info!("configuration reloaded");
                 }
                 Err(e) => {
@@ -246,15 +249,19 @@ fn spawn_tls_watcher(state: &Arc<Mutex<RotationState>>, running: &runtime::Runni
                     for c in &controls {
                         let _ = c.send(Control::Tls(set.clone()));
                     }
+                    TLS_RELOADS_OK.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(
                         certificates = set.certificates.len(),
                         "TLS files changed: new certificates serve new handshakes"
                     );
                 }
-                Err(e) => tracing::error!(
-                    "TLS files changed but do not load; the previous certificates keep serving: {}",
-                    e.to_string().replace('\n', "; ")
-                ),
+                Err(e) => {
+                    TLS_RELOADS_REJECTED.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        "TLS files changed but do not load; the previous certificates keep serving: {}",
+                        e.to_string().replace('\n', "; ")
+                    )
+                }
             }
         });
     if let Err(e) = spawned {

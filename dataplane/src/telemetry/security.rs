@@ -9,6 +9,13 @@
 
 use std::cell::RefCell;
 use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// TLS material reloads (SIGHUP or changed files) that loaded, and that were rejected (the
+/// previous material kept serving). Process-wide: written by the control thread only, a few
+/// times a day, never on a worker.
+pub static TLS_RELOADS_OK: AtomicU64 = AtomicU64::new(0);
+pub static TLS_RELOADS_REJECTED: AtomicU64 = AtomicU64::new(0);
 
 /// Series kept per core before new label values fold into `other`.
 pub const MAX_SERIES: usize = 512;
@@ -170,6 +177,13 @@ pub fn render(series: &[SecuritySeries], certs: &[CertExpiry], now: i64, out: &m
             );
         }
     }
+    let name = "ringway_tls_reloads_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} TLS material loaded after SIGHUP or a change on disk (ok), and changed files that did not load (rejected: the previous material keeps serving).\n# TYPE {name} counter\n{name}{{result=\"ok\"}} {}\n{name}{{result=\"rejected\"}} {}",
+        TLS_RELOADS_OK.load(Ordering::Relaxed),
+        TLS_RELOADS_REJECTED.load(Ordering::Relaxed)
+    );
     let name = "ringway_certificate_expiry_seconds";
     let _ = writeln!(
         out,
