@@ -60,6 +60,9 @@ pub(crate) struct TlsState {
     out: Option<Vec<u8>>,
     /// The peer's close_notify arrived: a clean end of stream.
     closed: bool,
+    /// Decrypted bytes rustls holds, as of the last `process_new_packets` minus what was
+    /// read since (so that a receive asks rustls only after feeding it).
+    plain: usize,
     /// The transport ended (FIN); without `closed` that is a truncation.
     eof: bool,
 }
@@ -87,6 +90,7 @@ impl TlsIo {
                 cipher: None,
                 out: Some(Vec::new()),
                 closed: false,
+                plain: 0,
                 eof: false,
             }),
         }
@@ -137,12 +141,8 @@ impl TlsIo {
 
     /// True when decrypted bytes or unprocessed ciphertext wait in the TLS state.
     pub(super) fn has_buffered(&self) -> bool {
-        let mut st = self.state.borrow_mut();
-        st.cipher.as_ref().is_some_and(|c| !c.is_empty())
-            || st
-                .conn
-                .process_new_packets()
-                .is_ok_and(|s| s.plaintext_bytes_to_read() > 0 || s.peer_has_closed())
+        let st = self.state.borrow();
+        st.cipher.as_ref().is_some_and(|c| !c.is_empty()) || st.plain > 0 || st.closed
     }
 }
 
@@ -154,6 +154,7 @@ impl TlsState {
                 if s.peer_has_closed() {
                     self.closed = true;
                 }
+                self.plain = s.plaintext_bytes_to_read();
                 Ok(s)
             }
             Err(e) => {
@@ -195,31 +196,36 @@ impl TlsState {
     /// Decrypted bytes in a ring buffer (the consumed ciphertext buffer when there is one,
     /// else a spare buffer of the pool); `Ok(None)` when none are ready.
     fn take_plaintext(&mut self, driver: &Rc<Driver>) -> io::Result<Option<RecvBuf>> {
-        let s = self.conn.process_new_packets().map_err(tls_error)?;
-        if s.peer_has_closed() {
-            self.closed = true;
-        }
-        if s.plaintext_bytes_to_read() == 0 {
+        if self.plain == 0 {
             return Ok(None);
         }
         let read = |conn: &mut Connection, mem: &mut [u8]| io::Read::read(&mut conn.reader(), mem);
         let conn = &mut self.conn;
-        match self.cipher.take() {
+        let got = match self.cipher.take() {
             Some(mut c) if c.is_empty() => {
                 c.overwrite(|mem| read(conn, mem))?;
-                Ok(Some(c))
+                c
             }
             kept => {
                 self.cipher = kept;
                 match RecvBuf::fill_spare(driver, |mem| read(conn, mem)) {
-                    Some(r) => r.map(Some),
-                    None => Err(io::Error::new(
-                        io::ErrorKind::OutOfMemory,
-                        "no receive buffer free for decrypted bytes",
-                    )),
+                    Some(r) => r?,
+                    None => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::OutOfMemory,
+                            "no receive buffer free for decrypted bytes",
+                        ))
+                    }
                 }
             }
+        };
+        self.plain = self.plain.saturating_sub(got.len());
+        if got.is_empty() {
+            // Nothing after all (a close_notify): say so, and learn the state afresh.
+            self.plain = 0;
+            return Ok(None);
         }
+        Ok(Some(got))
     }
 
     /// Best-effort, non-blocking send of what rustls has queued (a fatal alert, close_notify).
