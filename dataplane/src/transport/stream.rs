@@ -239,7 +239,7 @@ impl Stream {
         let total = payload.total();
         let r = match &self.io {
             Io::Plain(s) => s.send_all_until(payload, deadline).await,
-            Io::Tls(t) => tls_stream::send(&t.sock, &t.state, payload, deadline).await,
+            Io::Tls(t) => tls_stream::send(&t.sock.sender(), &t.state, payload, deadline).await,
         };
         if r.0.is_ok() {
             self.counts.add_sent(total);
@@ -252,7 +252,7 @@ impl Stream {
     pub fn shutdown_write(&mut self) {
         match &self.io {
             Io::Plain(s) => s.shutdown_write(),
-            Io::Tls(t) => tls_stream::shutdown_write(&t.sock, &t.state),
+            Io::Tls(t) => tls_stream::shutdown_write(&t.sock.sender(), &t.state),
         }
     }
 
@@ -261,14 +261,14 @@ impl Stream {
     /// a stream dropped without it ends as a truncation for a TLS peer.
     pub fn close_notify(&mut self) {
         if let Io::Tls(t) = &self.io {
-            tls_stream::close_notify(&t.sock, &t.state);
+            tls_stream::close_notify(&t.sock.sender(), &t.state);
         }
     }
 
     /// Ends both directions (the peer sees the close; a pending receive completes).
     pub fn shutdown(&mut self) {
         if let Io::Tls(t) = &self.io {
-            tls_stream::shutdown_write(&t.sock, &t.state);
+            tls_stream::shutdown_write(&t.sock.sender(), &t.state);
         }
         self.socket().shutdown()
     }

@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use rustls::Connection;
 
-use crate::uring::{Driver, IoVecs, RecvBuf, SendError, Socket};
+use crate::uring::{Driver, IoVecs, RecvBuf, SendError, SendHalf, Socket};
 
 /// Ciphertext buffers larger than this are not kept between sends.
 const KEEP_OUT_CAPACITY: usize = 64 * 1024;
@@ -113,7 +113,7 @@ impl TlsIo {
     /// Runs the handshake to its end (the caller bounds it with a deadline).
     pub(super) async fn handshake(&mut self) -> io::Result<()> {
         loop {
-            flush(&self.sock, &self.state, None)
+            flush(&self.sock.sender(), &self.state, None)
                 .await
                 .map_err(send_error)?;
             if !self.state.borrow().conn.is_handshaking() {
@@ -318,52 +318,9 @@ pub(super) fn take_queued(
     }
 }
 
-/// The sending side's socket operations (a whole socket or a split's send half).
-pub(super) trait SendSock {
-    async fn send_until<T: IoVecs>(
-        &self,
-        bufs: T,
-        deadline: Option<Instant>,
-    ) -> (Result<(), SendError>, T);
-    fn raw_fd(&self) -> RawFd;
-    fn shut_write(&self);
-}
-
-impl SendSock for Socket {
-    async fn send_until<T: IoVecs>(
-        &self,
-        bufs: T,
-        deadline: Option<Instant>,
-    ) -> (Result<(), SendError>, T) {
-        self.send_all_until(bufs, deadline).await
-    }
-    fn raw_fd(&self) -> RawFd {
-        self.fd()
-    }
-    fn shut_write(&self) {
-        self.shutdown_write()
-    }
-}
-
-impl SendSock for crate::uring::SendHalf<'_> {
-    async fn send_until<T: IoVecs>(
-        &self,
-        bufs: T,
-        deadline: Option<Instant>,
-    ) -> (Result<(), SendError>, T) {
-        self.send_all_until(bufs, deadline).await
-    }
-    fn raw_fd(&self) -> RawFd {
-        self.fd()
-    }
-    fn shut_write(&self) {
-        self.shutdown_write()
-    }
-}
-
 /// Sends what rustls has queued (handshake messages, tickets, key updates).
 async fn flush(
-    sock: &impl SendSock,
+    sock: &SendHalf<'_>,
     state: &RefCell<TlsState>,
     deadline: Option<Instant>,
 ) -> Result<(), SendError> {
@@ -373,7 +330,7 @@ async fn flush(
 /// Encrypts all of `payload` and sends it with whatever else rustls has queued, unless
 /// `deadline` passes first; the payload always comes back.
 pub(super) async fn send<T: IoVecs>(
-    sock: &impl SendSock,
+    sock: &SendHalf<'_>,
     state: &RefCell<TlsState>,
     payload: T,
     deadline: Option<Instant>,
@@ -395,7 +352,7 @@ pub(super) async fn send<T: IoVecs>(
             state.borrow_mut().out = Some(out);
             return (Ok(()), payload);
         }
-        let (r, mut out) = sock.send_until(out, deadline).await;
+        let (r, mut out) = sock.send_all_until(out, deadline).await;
         if out.capacity() > KEEP_OUT_CAPACITY {
             out = Vec::new();
         }
@@ -450,16 +407,16 @@ fn encrypt<T: IoVecs>(
 }
 
 /// Sends close_notify best-effort.
-pub(super) fn close_notify(sock: &impl SendSock, state: &RefCell<TlsState>) {
+pub(super) fn close_notify(sock: &SendHalf<'_>, state: &RefCell<TlsState>) {
     let mut st = state.borrow_mut();
     st.conn.send_close_notify();
-    st.send_now(sock.raw_fd());
+    st.send_now(sock.fd());
 }
 
 /// Sends close_notify best-effort, then ends the sending direction.
-pub(super) fn shutdown_write(sock: &impl SendSock, state: &RefCell<TlsState>) {
+pub(super) fn shutdown_write(sock: &SendHalf<'_>, state: &RefCell<TlsState>) {
     let mut st = state.borrow_mut();
     st.conn.send_close_notify();
-    st.send_now(sock.raw_fd());
-    sock.shut_write();
+    st.send_now(sock.fd());
+    sock.shutdown_write();
 }

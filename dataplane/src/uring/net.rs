@@ -379,6 +379,16 @@ impl Socket {
         send_all_until(&self.driver, self.fd, bufs, deadline).await
     }
 
+    /// A sending half borrowing the socket, for code that sends the same way whether it
+    /// holds a whole socket or the half of a split one.
+    pub fn sender(&self) -> SendHalf<'_> {
+        SendHalf {
+            driver: self.driver.clone(),
+            fd: self.fd,
+            _socket: std::marker::PhantomData,
+        }
+    }
+
     /// A receiving half and a sending half that can be used at the same time (a tunnel
     /// relays both ways at once). Both borrow the socket, so neither outlives it.
     pub fn split(&mut self) -> (&mut Socket, SendHalf<'_>) {
