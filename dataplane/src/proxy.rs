@@ -181,12 +181,12 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) ->
         let (target, route_index) = select(w, &view, listener, ds);
         let route_cfg = route_index.and_then(|i| lcfg.routes.get(i));
         let lv = &view.listeners[listener];
-        let routed = route_index.zip(route_cfg);
-        if let Some(rule) = authz::denied(lcfg, lv, routed, ds) {
+        // Answered by the proxy without reading a body: the connection may go on.
+        let reusable = ds.head.framing == BodyFraming::None && ds.head.keep_alive;
+        if let Some(rule) = authz::denied(lcfg, lv, route_index.zip(route_cfg), ds) {
             w.metrics
                 .security_event(SecurityFamily::AuthzDenied, listener, rule);
             tracing::debug!(peer = %ds.info.peer, rule, "request denied by authorization policy");
-            let reusable = ds.head.framing == BodyFraming::None && ds.head.keep_alive;
             let close = !reusable || w.draining.get();
             respond(ds, 403, authz::DENIED_BODY, close).await;
             outcome::record(w, listener, ds, &RequestOutcome::answered(403, None, None));
@@ -198,15 +198,13 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) ->
         }
         let ctx = RouteCtx {
             policy: route_cfg.map(|r| &r.policy),
-            state: route_index.and_then(|i| view.listeners[listener].route_states.get(i)),
+            state: route_index.and_then(|i| lv.route_states.get(i)),
             path_prefix: route_cfg.and_then(|r| r.matcher.path_prefix.as_deref()),
         };
         let target_cluster = match target {
             Target::Cluster(c, _) => Some(c),
             _ => None,
         };
-        let has_body = ds.head.framing != BodyFraming::None;
-        let reusable = !has_body && ds.head.keep_alive;
         let mut consumed = false;
         let (result, close) = match phases::run(w, &view, ds, head_len, ctx, target_cluster).await {
             Phase::Answered {
@@ -235,7 +233,7 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) ->
                     let Some(cluster) = Cluster::of(&view, cluster) else {
                         return Exit::Closed;
                     };
-                    let mut ex = Exchange::new(w, listener, limits, cluster, ctx, route_timeout);
+                    let mut ex = Exchange::new(w, listener, lcfg, cluster, ctx, route_timeout);
                     match upstream_exchange(&mut ex, ds, head_len).await {
                         Ok((o, keep)) => {
                             consumed = true;

@@ -33,7 +33,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::cluster::Outcome;
-use crate::config::{HeaderPolicy, LbPolicy, Limits, RoutePolicy};
+use crate::config::{
+    ForwardClientCert, HeaderPolicy, LbPolicy, Limits, ListenerConfig, RoutePolicy,
+};
 use crate::http::HeadView;
 use crate::policy::retry::{GiveUp, RetryDecision, TryOutcome};
 use crate::policy::{RetryState, RouteState};
@@ -68,6 +70,8 @@ pub struct Exchange<'a> {
     pub w: &'a Rc<Worker>,
     pub listener: usize,
     pub limits: &'a Limits,
+    /// The listener's `forward_client_cert` (`None`: not a TLS listener).
+    pub forward_client_cert: Option<ForwardClientCert>,
     pub cluster: Cluster<'a>,
     pub route: RouteCtx<'a>,
     /// The route's `timeout`: the whole exchange ends here.
@@ -116,7 +120,7 @@ impl<'a> Exchange<'a> {
     pub fn new(
         w: &'a Rc<Worker>,
         listener: usize,
-        limits: &'a Limits,
+        lcfg: &'a ListenerConfig,
         cluster: Cluster<'a>,
         route: RouteCtx<'a>,
         route_timeout: Option<Duration>,
@@ -124,7 +128,8 @@ impl<'a> Exchange<'a> {
         Exchange {
             w,
             listener,
-            limits,
+            limits: &lcfg.limits,
+            forward_client_cert: lcfg.tls.as_ref().map(|t| t.forward_client_cert),
             cluster,
             route,
             deadline: route_timeout.map(|t| Instant::now() + t),

@@ -42,10 +42,7 @@ pub(super) fn build_head(ex: &Exchange<'_>, ds: &mut Downstream) {
     }
     // x-forwarded-client-cert of a TLS listener (Envoy's forward_client_cert_details).
     let tls = !ds.stream.is_plaintext();
-    let xfcc_mode = ex.w.view().config.listeners[ex.listener]
-        .tls
-        .as_ref()
-        .map(|t| t.forward_client_cert);
+    let xfcc_mode = ex.forward_client_cert;
     let xfcc_set = match xfcc_mode {
         Some(ForwardClientCert::Sanitize | ForwardClientCert::SanitizeSet) => {
             rewrite::suppress(&mut ds.head.headers, ds.inb.bytes(), std::iter::once(XFCC));
