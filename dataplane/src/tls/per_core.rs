@@ -259,13 +259,15 @@ pub fn server_config(
         .iter()
         .map(|p| p.as_bytes().to_vec())
         .collect();
-    cfg.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
-    match tickets {
-        Some(t) if m.config.session_tickets => cfg.ticketer = t.clone(),
-        _ => cfg.send_tls13_tickets = 0,
-    }
-    if !m.config.session_tickets {
+    if m.config.session_tickets {
+        cfg.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
+        match tickets {
+            Some(t) => cfg.ticketer = t.clone(),
+            None => cfg.send_tls13_tickets = 0,
+        }
+    } else {
         cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        cfg.send_tls13_tickets = 0;
     }
     Ok(Arc::new(cfg))
 }
