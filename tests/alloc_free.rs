@@ -334,6 +334,21 @@ when_all_unhealthy = "fail_open"
         policies, 0,
         "the steady-state request path allocated (policies configured)"
     );
+    // Istio metrics on, every request access-logged (JSON, to a file), trace context
+    // propagated: the series exist after warm-up, lines go into the core's recycled buffers.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let observed = format!(
+        "[listeners.access_log]\npath = \"{}\"\n",
+        dir.path().join("access.log").display()
+    );
+    let (logged, _) = measure(
+        &observed,
+        "[telemetry]\nistio_metrics = true\ntrace_context = \"start\"\n",
+    );
+    assert_eq!(
+        logged, 0,
+        "the steady-state request path allocated (Istio metrics, access log, trace context)"
+    );
     // HTTPS keep-alive: rustls's buffered API allocates per TLS record, on both sides of the
     // proxy's TLS stream (a Vec for each decrypted record it hands out, one for each record it
     // queues for sending): 3 per request measured (4 before a send became one vectored

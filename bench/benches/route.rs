@@ -103,6 +103,8 @@ fn table() -> RouteTable {
         tls: None,
         sni_routes: Vec::new(),
         authz: Vec::new(),
+        reporter: ringway::config::Reporter::Destination,
+        access_log: None,
     })
 }
 

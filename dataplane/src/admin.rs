@@ -1,4 +1,6 @@
-//! The admin HTTP/1.1 server: `GET /ready`, `/metrics`, `/config` and an index at `/`.
+//! The admin HTTP/1.1 server: a live dashboard at `/`, `GET /ready`, `/metrics`, `/stats`,
+//! `/clusters`, `/certs`, `/config`, `/logging` (and `POST /logging?level=`, `POST /reload`),
+//! an index at `/help`.
 //!
 //! It runs on one worker executor, in a low-share task queue (`Shares::Static(1)`,
 //! `Latency::NotImportant`) so it never competes with proxying; the runtime decides which
@@ -8,6 +10,8 @@
 //!
 //! - [`http`]: request-head parsing (httparse, bounded to [`http::MAX_HEAD_BYTES`]), routing,
 //!   response building. Pure, never panics on input.
+//! - [`views`]: the bodies of `/stats`, `/clusters` and `/certs` (text and JSON), and the
+//!   dashboard page.
 //! - [`conn`]: the accept loop and one spawned task per connection, at most
 //!   [`MAX_CONNECTIONS`] at a time by default (further connections wait in the kernel backlog), each with
 //!   read/write timeouts and one request per connection (`Connection: close`).
@@ -16,6 +20,7 @@
 
 pub mod conn;
 pub mod http;
+pub mod views;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -24,6 +29,7 @@ use std::time::Duration;
 
 use glommio::{Latency, Shares, Task};
 
+use crate::cluster::status::ClusterStatus;
 use crate::telemetry::MetricsSnapshot;
 
 pub use conn::{serve, serve_with};
@@ -63,6 +69,8 @@ impl Default for AdminLimits {
 
 /// The future of [`AdminState::metrics`]: a merged snapshot of every worker's shard.
 pub type MetricsFuture<'a> = Pin<Box<dyn Future<Output = MetricsSnapshot> + 'a>>;
+/// The future of [`AdminState::clusters`]: every worker's endpoint status, by core.
+pub type ClustersFuture<'a> = Pin<Box<dyn Future<Output = Vec<Vec<ClusterStatus>>> + 'a>>;
 
 /// What the admin server reports; implemented by the runtime.
 pub trait AdminState {
@@ -74,6 +82,22 @@ pub trait AdminState {
     fn metrics(&self) -> MetricsFuture<'_>;
     /// The active configuration, as TOML text.
     fn config_text(&self) -> String;
+    /// Every worker's view of every endpoint, indexed by core.
+    fn clusters(&self) -> ClustersFuture<'_> {
+        Box::pin(async { Vec::new() })
+    }
+    /// The log filter in force.
+    fn log_filter(&self) -> String {
+        String::new()
+    }
+    /// Replaces the log filter (`Err`: why not).
+    fn set_log_filter(&self, _filter: &str) -> Result<(), String> {
+        Err("changing the log level is not supported here".into())
+    }
+    /// Asks for a reload of the config file, as SIGHUP does (`Err`: why not).
+    fn reload(&self) -> Result<(), String> {
+        Err("reload is not supported here".into())
+    }
 }
 
 /// Errors starting the admin server.

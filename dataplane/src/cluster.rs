@@ -23,6 +23,7 @@ pub mod hash;
 pub mod health;
 pub mod outlier;
 pub mod state;
+pub mod status;
 
 use std::net::IpAddr;
 

@@ -24,10 +24,12 @@ use std::rc::Rc;
 use crate::base::ConnTask;
 use crate::cluster::Outcome;
 use crate::policy::authz::{self, AuthzInput, Decision};
+use crate::telemetry::access_log::Entry;
+use crate::telemetry::istio::{response_flags, Peer};
 use crate::telemetry::{ErrorKind, SecurityFamily};
 use crate::transport::{ConnInfo, InBuf, Stream};
 use crate::upstream::{self, Cluster, ConnectError, OriginalDestinationError, PickRequest};
-use crate::worker::Worker;
+use crate::worker::{View, Worker};
 
 use relay::{Direction, RelayEnd};
 
@@ -160,12 +162,23 @@ async fn relay_connection(
         return;
     };
     let c = cluster.index;
+    let started = std::time::Instant::now();
+    let peer_id = client.peer().and_then(|p| p.identity.clone());
+    let peer = Peer {
+        identity: peer_id.as_deref(),
+    };
+    if let Some(labels) = &view.istio {
+        w.metrics.istio.tcp(labels, listener, Some(c), peer, None);
+    }
+    let (moved_up, moved_down) = (std::cell::Cell::new(0u64), std::cell::Cell::new(0u64));
     let on_moved = |dir: Direction, n: u64| match dir {
         Direction::ToUpstream => {
+            moved_up.set(moved_up.get() + n);
             w.metrics.bytes_received(listener, n);
             w.metrics.upstream_bytes(c, n, 0);
         }
         Direction::ToClient => {
+            moved_down.set(moved_down.get() + n);
             w.metrics.bytes_sent(listener, n);
             w.metrics.upstream_bytes(c, 0, n);
         }
@@ -191,4 +204,80 @@ async fn relay_connection(
     if end == RelayEnd::Idle {
         tracing::debug!(peer = %info.peer, "tcp connection idle; closed");
     }
+    let (received, sent) = (moved_up.get(), moved_down.get());
+    if let Some(labels) = &view.istio {
+        w.metrics
+            .istio
+            .tcp(labels, listener, Some(c), peer, Some((sent, received)));
+    }
+    let error = match end {
+        RelayEnd::Client => Some(ErrorKind::DownstreamReset),
+        RelayEnd::Upstream => Some(ErrorKind::UpstreamReset),
+        RelayEnd::Closed | RelayEnd::Idle => None,
+    };
+    let closed = TcpClosed {
+        listener,
+        cluster: c,
+        upstream: endpoint.addr(),
+        peer: peer.identity,
+        received,
+        sent,
+        duration: started.elapsed(),
+        error,
+    };
+    log_connection(w, &view, info, &closed);
+}
+
+/// What an access-log line says about a finished TCP connection.
+struct TcpClosed<'a> {
+    listener: usize,
+    cluster: usize,
+    upstream: std::net::SocketAddr,
+    peer: Option<&'a str>,
+    received: u64,
+    sent: u64,
+    duration: std::time::Duration,
+    error: Option<ErrorKind>,
+}
+
+/// The access-log line of a finished TCP connection (if the listener logs and samples it in).
+fn log_connection(w: &Worker, view: &View, info: &ConnInfo, c: &TcpClosed<'_>) {
+    let Some(Some(log)) = view.access_logs.get(c.listener) else {
+        return;
+    };
+    let ppm = log.sample.0;
+    if ppm < crate::config::Percent::MILLION
+        && w.rng.borrow_mut().below(1_000_000) >= u64::from(ppm)
+    {
+        return;
+    }
+    let Some(core) = w.core_log() else { return };
+    let duration_us = crate::telemetry::duration_to_us(c.duration);
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, crate::telemetry::duration_to_us);
+    let entry = Entry {
+        start_unix_us: now_us.saturating_sub(duration_us),
+        protocol: "TCP",
+        status: 0,
+        flags: response_flags(c.error),
+        bytes_received: c.received,
+        bytes_sent: c.sent,
+        duration_us,
+        upstream_us: None,
+        upstream_host: Some(c.upstream),
+        cluster: view.config.clusters.get(c.cluster).map(|c| c.name.as_str()),
+        listener: view
+            .config
+            .listeners
+            .get(c.listener)
+            .map_or("", |l| l.name.as_str()),
+        downstream: info.peer,
+        peer: c.peer,
+        trace_id: &[],
+        headers: &[],
+    };
+    let mut line = w.log_line.borrow_mut();
+    log.line(&entry, &mut line);
+    core.push(log.sink, log.buffer_bytes, &line);
 }

@@ -11,11 +11,13 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use clap::Parser;
 use mimalloc::MiMalloc;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
 use ringway::cluster::dns;
 use ringway::config::{self, Config};
 use ringway::runtime::{self, Control, Endpoints};
+use ringway::telemetry::access_log;
+use ringway::telemetry::prometheus::{CONFIG_RELOADS_OK, CONFIG_RELOADS_REJECTED};
 use ringway::telemetry::security::{TLS_RELOADS_OK, TLS_RELOADS_REJECTED};
 use ringway::tls::{FileWatch, TlsSet};
 use std::sync::atomic::Ordering;
@@ -61,19 +63,35 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_filter_reloading();
+    let handle = logs.reload_handle();
+    logs.init();
+    let current = handle.clone();
+    runtime::control::set_log_filter_handle(runtime::control::LogFilterHandle {
+        current: Box::new(move || current.with_current(|f| f.to_string()).unwrap_or_default()),
+        set: Box::new(move |level| {
+            let f = tracing_subscriber::EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+            handle.reload(f).map_err(|e| e.to_string())
+        }),
+    });
     if cli.check {
         return match config::load(&cli.config) {
             Ok(cfg) => match TlsSet::load(&cfg) {
-                Ok(_) => {
-                    println!("{}: ok", cli.config.display());
-                    ExitCode::SUCCESS
-                }
+                Ok(_) => match check_access_logs(&cfg) {
+                    Ok(()) => {
+                        println!("{}: ok", cli.config.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("{}: {e:#}", cli.config.display());
+                        ExitCode::from(1)
+                    }
+                },
                 Err(errors) => {
                     eprintln!("{}: invalid TLS files", cli.config.display());
                     eprintln!("{errors}");
@@ -116,6 +134,17 @@ fn load_tls(cfg: &Config) -> anyhow::Result<Arc<TlsSet>> {
     })
 }
 
+/// Every access-log file `cfg` names can be opened for append.
+fn check_access_logs(cfg: &Config) -> anyhow::Result<()> {
+    for l in &cfg.listeners {
+        if let Some(a) = &l.access_log {
+            access_log::check_sink(&a.sink)
+                .with_context(|| format!("listener {}: cannot write its access log", l.name))?;
+        }
+    }
+    Ok(())
+}
+
 /// Resolves every cluster's endpoints (names by DNS, blocking: we are not on a worker).
 fn resolve_all(cfg: &Config) -> Endpoints {
     Arc::new(
@@ -135,12 +164,13 @@ fn resolve_all(cfg: &Config) -> Endpoints {
 fn run(cli: &Cli) -> anyhow::Result<()> {
     let cfg = Arc::new(load(&cli.config)?);
     let tls = load_tls(&cfg)?;
+    check_access_logs(&cfg)?;
     runtime::preflight().context("this machine cannot run the proxy")?;
     let workers = runtime::worker_count(&cfg, cli.workers.map(usize::from));
     let endpoints = resolve_all(&cfg);
     let config_text = Arc::new(Mutex::new(cfg.render_toml()));
     // Signals are handled here; block nothing, the handler thread below reads them.
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
         .context("cannot install signal handlers")?;
     let running = runtime::start(
         cfg.clone(),
@@ -166,9 +196,17 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let mut active_cfg = cfg;
     for sig in signals.forever() {
         match sig {
-            SIGHUP => match load(&cli.config).and_then(|c| Ok((load_tls(&c)?, c))) {
+            SIGUSR1 => {
+                access_log::request_reopen();
+                tracing::info!("access logs will be reopened");
+            }
+            SIGHUP => match load(&cli.config).and_then(|c| {
+                check_access_logs(&c)?;
+                Ok((load_tls(&c)?, c))
+            }) {
                 Ok((tls, new)) => {
                     if !same_listeners(&active_cfg, &new) {
+                        CONFIG_RELOADS_REJECTED.fetch_add(1, Ordering::Relaxed);
                         tracing::error!(
                             "reload rejected: listeners (names or binds) changed; restart to apply"
                         );
@@ -189,9 +227,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                     running.broadcast(|| Control::Reload(new.clone(), eps.clone(), tls.clone()));
                     active_cfg = new;
                     TLS_RELOADS_OK.fetch_add(1, Ordering::Relaxed);
+                    CONFIG_RELOADS_OK.fetch_add(1, Ordering::Relaxed);
                     tracing::info!("configuration reloaded");
                 }
                 Err(e) => {
+                    CONFIG_RELOADS_REJECTED.fetch_add(1, Ordering::Relaxed);
                     tracing::error!("reload rejected, old configuration keeps serving: {e:#}")
                 }
             },
@@ -207,6 +247,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                         "drain timeout: closing remaining connections"
                     );
                 }
+                access_log::writer::wait_written(std::time::Duration::from_secs(2));
                 tracing::info!("stopped");
                 return Ok(());
             }

@@ -173,3 +173,14 @@ impl Pools {
         self.by_key.clear();
     }
 }
+
+impl Pools {
+    /// Idle connections held for `addr` (any transport): the admin's `/clusters`.
+    pub fn idle_for(&self, addr: SocketAddr) -> usize {
+        self.by_key
+            .iter()
+            .filter(|(k, _)| k.addr == addr)
+            .map(|(_, v)| v.len())
+            .sum()
+    }
+}

@@ -150,11 +150,13 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) ->
             HeadOutcome::Closed => return Exit::Closed,
             HeadOutcome::Park(deadline) => return Exit::Park(deadline),
             HeadOutcome::Error(status, kind, reason) => {
+                outcome::begin_unparsed(w, &view, listener, ds);
                 outcome::record(w, listener, ds, &RequestOutcome::error(status, kind, None));
                 respond(ds, status, reason.as_bytes(), true).await;
                 return Exit::Closed;
             }
         };
+        outcome::begin(w, &view, listener, ds);
         if lcfg.host_mismatch == HostMismatch::Reject
             && !http::authority_matches_host(&ds.head, ds.inb.bytes())
         {
@@ -322,14 +324,17 @@ async fn upstream_exchange(
     }
     let cluster = ex.cluster.index;
     match exchange::run(ex, ds, head_len).await {
-        Ok(done) => Ok((
-            RequestOutcome::relayed(done.status, cluster, ex.latency),
-            done.keep_client,
-        )),
+        Ok(done) => {
+            let mut o = RequestOutcome::relayed(done.status, cluster, ex.latency);
+            o.upstream = ex.upstream;
+            Ok((o, done.keep_client))
+        }
         Err(f) => {
             let (status, kind) = f.status();
             if ex.started() || status == 0 {
-                return Err(RequestOutcome::error(0, kind, Some(cluster)));
+                let mut o = RequestOutcome::error(0, kind, Some(cluster));
+                o.upstream = ex.upstream;
+                return Err(o);
             }
             // Keep the connection if the request is consumed whole.
             let keep = ds.head.keep_alive
@@ -350,7 +355,8 @@ async fn upstream_exchange(
                 Some(h) => respond_with(ds, status, std::iter::once(h), f.body(), !keep).await,
                 None => respond(ds, status, f.body(), !keep).await,
             }
-            let o = RequestOutcome::error(status, kind, Some(cluster));
+            let mut o = RequestOutcome::error(status, kind, Some(cluster));
+            o.upstream = ex.upstream;
             if keep {
                 Ok((o, true))
             } else {

@@ -11,12 +11,19 @@
 //! the recording side can panic on a bad index (out-of-range indices are ignored in release and
 //! caught by `debug_assert!` in tests).
 //!
-//! Access logging and the admin server live elsewhere (`admin`).
+//! - [`istio`]: Istio's standard metrics (per-core series, merged at scrape).
+//! - [`access_log`]: access-log formats, per-core buffers and the writer thread.
+//! - [`trace`]: W3C trace context and B3 propagation.
+//!
+//! The admin server lives elsewhere (`admin`).
 
+pub mod access_log;
+pub mod istio;
 pub mod prometheus;
 pub mod security;
 pub mod shard;
 pub mod snapshot;
+pub mod trace;
 
 pub use prometheus::{render_prometheus, PROMETHEUS_CONTENT_TYPE};
 pub use security::{CertExpiry, SecurityFamily};

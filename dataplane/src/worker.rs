@@ -31,6 +31,7 @@ use std::sync::Arc;
 use crate::base::{ConnSlab, FastRng};
 use crate::config::Config;
 use crate::pool::Pools;
+use crate::telemetry::access_log::{AccessLogs, CoreLog};
 use crate::telemetry::MetricsShard;
 use crate::transport::{ParkingLot, PipePool};
 use crate::uring::Driver;
@@ -63,6 +64,10 @@ pub struct Worker {
     pub conn_slab: ConnSlab,
     /// This core's session-ticket key, kept across certificate rotations and reloads.
     pub tickets: Arc<dyn rustls::server::ProducesTickets>,
+    /// This core's access-log buffers (made when the first line is logged).
+    pub access_log: std::cell::OnceCell<Option<CoreLog>>,
+    /// Scratch for formatting one access-log line.
+    pub log_line: RefCell<Vec<u8>>,
 }
 
 impl Worker {
@@ -98,6 +103,8 @@ impl Worker {
             pipes: PipePool::default(),
             conn_slab: ConnSlab::default(),
             tickets: crate::tls::per_core::ticketer(),
+            access_log: std::cell::OnceCell::new(),
+            log_line: RefCell::new(Vec::new()),
         }
     }
 
@@ -106,6 +113,13 @@ impl Worker {
         let view = self.view();
         let tls = crate::tls::WorkerTls::build(set, &view.config, &self.tickets);
         *view.tls.borrow_mut() = Rc::new(tls);
+    }
+
+    /// This core's access-log buffers (`None`: the writer thread could not start).
+    pub fn core_log(&self) -> Option<&CoreLog> {
+        self.access_log
+            .get_or_init(|| AccessLogs::global().map(AccessLogs::core))
+            .as_ref()
     }
 
     /// The current view (a request keeps the one it started with).

@@ -326,9 +326,15 @@ def start_proxy(name: str, exe: str, tmp: Path, upstream_port: int, sink_port: i
     upload_port = free_port()
     log = tmp / f"{name}.out"
     ports = {"port": port, "upstream_port": upstream_port, "upload_port": upload_port, "sink_port": sink_port}
-    if name in ("ringway", "ringway-base"):
+    if name in ("ringway", "ringway-base", "ringway-obs"):
         admin = free_port()
-        conf = render("ringway.toml", tmp / f"{name}.toml", admin_port=admin, **ports)
+        telemetry, bench_extra = "", ""
+        if name == "ringway-obs":
+            # --observe: Istio metrics on, and a JSON access log of every request to a file.
+            telemetry = "\n[telemetry]\nistio_metrics = true\nworkload = \"bench\"\nnamespace = \"bench\"\n"
+            bench_extra = f'\n[listeners.access_log]\npath = "{tmp / "ringway-access.log"}"\n'
+        conf = render("ringway.toml", tmp / f"{name}.toml", admin_port=admin,
+                      telemetry=telemetry, bench_extra=bench_extra, **ports)
         proc = spawn([exe, "--config", str(conf)], log)
         wait_http(f"http://127.0.0.1:{admin}/ready", proc, log, "ringway")
     elif name == "nginx":
@@ -344,9 +350,19 @@ def start_proxy(name: str, exe: str, tmp: Path, upstream_port: int, sink_port: i
         extra = "    option splice-response\n" if HAPROXY_SPLICE else ""
         conf = render("haproxy.cfg", tmp / "haproxy.cfg", tmp=tmp, haproxy_extra=extra, **ports)
         proc = spawn([exe, "-db", "-f", str(conf)], log)
-    elif name == "envoy":
+    elif name in ("envoy", "envoy-log"):
         admin = free_port()
-        conf = render("envoy.yaml", tmp / "envoy.yaml", admin_port=admin, **ports)
+        access_log = ""
+        if name == "envoy-log":
+            # --observe: Envoy's file access log with its default format, every request.
+            access_log = (
+                "          access_log:\n"
+                "          - name: envoy.access_loggers.file\n"
+                "            typed_config:\n"
+                '              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n'
+                f"              path: {tmp / 'envoy-access.log'}\n"
+            )
+        conf = render("envoy.yaml", tmp / f"{name}.yaml", admin_port=admin, access_log=access_log, **ports)
         argv = [exe, "-c", str(conf), "--concurrency", "2", "--disable-hot-restart", "--log-level", "warn"]
         proc = spawn(argv, log)
         wait_http(f"http://127.0.0.1:{admin}/ready", proc, log, "envoy", timeout=30)
@@ -567,6 +583,18 @@ def report(
             r = med(s.cpu_us for s in rw) / med(s.cpu_us for s in base)
             lines.append(f"Ringway CPU/req ÷ ringway-base (the --ringway-base build): **{fmt(r, 2)}×**.")
             lines.append("")
+        obs = results.get(("ringway-obs", sc.name))
+        if rw and obs:
+            r = med(s.cpu_us for s in obs) / med(s.cpu_us for s in rw)
+            per_round = ", ".join(fmt(o.cpu_us / b.cpu_us, 2) for o, b in zip(obs, rw))
+            lines.append(f"ringway-obs (Istio metrics + access log) ÷ ringway: **{fmt(r, 2)}×** "
+                         f"(per round: {per_round}).")
+            logged = {p: med(s.cpu_us for s in results[(p, sc.name)])
+                      for p in (*PEERS[1:], "envoy-log") if results.get((p, sc.name))}
+            if logged:
+                best = min(logged, key=logged.get)
+                lines.append(f"ringway-obs ÷ best peer ({best}): **{fmt(med(s.cpu_us for s in obs) / logged[best], 2)}×**.")
+            lines.append("")
         peers = {
             p: med(s.cpu_us for s in results[(p, sc.name)])
             for p in PEERS[1:]
@@ -629,6 +657,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--uploads", type=int, default=3, help="upload: 64 MiB uploads per round (default 3)")
     p.add_argument("--plot", default=str(HERE / "out" / "cpu.svg"), help="SVG bar chart path ('' = none)")
     p.add_argument("--ringway", default=None, help="ringway binary (default target/release/ringway)")
+    p.add_argument("--observe", action="store_true",
+                   help="also measure ringway-obs (Istio metrics + JSON access log to a file) and "
+                        "envoy-log (Envoy with its file access log) side by side")
     p.add_argument("--ringway-base", default=None,
                    help="a second ringway binary measured side by side as `ringway-base` (before/after)")
     p.add_argument("--l4-streams", type=int, default=2, help="tcp-stream: 64 MiB streams per connection (default 2)")
@@ -739,7 +770,7 @@ def write_plot(path: str, results: dict[tuple[str, str], list[Sample]], scenario
     chart = {
         "title": "Ringway vs nginx, HAProxy and Envoy: CPU and memory (medians; lower is better)",
         "note": time.strftime("%Y-%m-%d") + " · 2 workers each · shared 2-vCPU VM · tools/compare/compare.py",
-        "order": [n for n in (*PEERS[:1], "ringway-base", *PEERS[1:]) if n in names],
+        "order": [n for n in (*PEERS[:1], "ringway-base", "ringway-obs", *PEERS[1:], "envoy-log") if n in names],
         "panels": [{"title": t, "unit": u, "values": v} for t, u, v in panels],
     }
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -805,6 +836,8 @@ def main() -> int:
         if not os.access(args.ringway_base, os.X_OK):
             sys.exit(f"error: --ringway-base {args.ringway_base} is not executable")
         exes["ringway-base"] = args.ringway_base
+    if args.observe and "ringway" in exes:
+        exes["ringway-obs"] = exes["ringway"]
     if "nginx" in wanted:
         exes["nginx"] = nginx
     if "haproxy" in wanted:
@@ -816,6 +849,8 @@ def main() -> int:
         envoy, note = find_envoy(args.envoy, args.install_envoy)
         if envoy:
             exes["envoy"] = envoy
+            if args.observe:
+                exes["envoy-log"] = envoy
         else:
             notes.append(note)
             print(note, file=sys.stderr)
@@ -867,7 +902,7 @@ def main() -> int:
         sink = start_sink(tools["ringway-upstream"], tmp) if "ringway-upstream" in tools else None
         sink_port = sink.port if sink else free_port()
         targets: list[Target] = [] if args.no_direct or not http_wanted else [upstream]
-        for name in (*PEERS[:1], "ringway-base", *PEERS[1:]):
+        for name in (*PEERS[:1], "ringway-base", "ringway-obs", *PEERS[1:], "envoy-log"):
             if name in exes and http_wanted:
                 targets.append(start_proxy(name, exes[name], tmp, upstream.port, sink_port))
         for t in targets:

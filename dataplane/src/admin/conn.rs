@@ -19,7 +19,10 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::sync::Semaphore;
 
-use super::http::{self, Endpoint, Parsed, Status, MAX_HEAD_BYTES, TEXT_PLAIN};
+use super::http::{
+    self, Endpoint, Format, Parsed, Status, APPLICATION_JSON, MAX_HEAD_BYTES, TEXT_HTML, TEXT_PLAIN,
+};
+use super::views;
 use super::{AdminLimits, AdminState};
 use crate::telemetry::{render_prometheus, PROMETHEUS_CONTENT_TYPE};
 
@@ -127,6 +130,7 @@ fn is_timeout(e: &io::Error) -> bool {
 /// The full response for a well-formed request to `endpoint`.
 async fn answer(endpoint: Endpoint, state: &dyn AdminState) -> Vec<u8> {
     match endpoint {
+        Endpoint::Dashboard => http::response(Status::Ok, TEXT_HTML, views::DASHBOARD.as_bytes()),
         Endpoint::Index => http::response(Status::Ok, TEXT_PLAIN, http::INDEX_BODY.as_bytes()),
         Endpoint::Ready => {
             if state.ready() && !state.draining() {
@@ -143,10 +147,57 @@ async fn answer(endpoint: Endpoint, state: &dyn AdminState) -> Vec<u8> {
             render_prometheus(&snapshot, &mut body);
             http::response(Status::Ok, PROMETHEUS_CONTENT_TYPE, body.as_bytes())
         }
+        Endpoint::Stats(format) => {
+            let snapshot = state.metrics().await;
+            let mut text = String::with_capacity(16 * 1024);
+            render_prometheus(&snapshot, &mut text);
+            match format {
+                Format::Json => {
+                    http::response(Status::Ok, APPLICATION_JSON, views::stats_json(&text).as_bytes())
+                }
+                Format::Text => {
+                    http::response(Status::Ok, TEXT_PLAIN, views::stats_text(&text).as_bytes())
+                }
+            }
+        }
+        Endpoint::Clusters(format) => {
+            let cores = state.clusters().await;
+            let body = match format {
+                Format::Json => views::clusters_json(&cores),
+                Format::Text => views::clusters_text(&cores),
+            };
+            let kind = if format == Format::Json { APPLICATION_JSON } else { TEXT_PLAIN };
+            http::response(Status::Ok, kind, body.as_bytes())
+        }
+        Endpoint::Certs => {
+            let snapshot = state.metrics().await;
+            let body = views::certs_json(&snapshot.certificates, views::unix_now());
+            http::response(Status::Ok, APPLICATION_JSON, body.as_bytes())
+        }
         Endpoint::Config => {
             let text = state.config_text();
             http::response(Status::Ok, TEXT_PLAIN, text.as_bytes())
         }
+        Endpoint::Logging => {
+            let body = format!("log filter: {}\n", state.log_filter());
+            http::response(Status::Ok, TEXT_PLAIN, body.as_bytes())
+        }
+        Endpoint::SetLogging(level) => match state.set_log_filter(level.as_str()) {
+            Ok(()) => {
+                tracing::warn!(level = level.as_str(), "log level changed from the admin API");
+                let body = format!("log filter: {}\n", level.as_str());
+                http::response(Status::Ok, TEXT_PLAIN, body.as_bytes())
+            }
+            Err(e) => http::response(Status::ServiceUnavailable, TEXT_PLAIN, format!("{e}\n").as_bytes()),
+        },
+        Endpoint::Reload => match state.reload() {
+            Ok(()) => http::response(
+                Status::Accepted,
+                TEXT_PLAIN,
+                b"reload requested; the outcome is logged and counted in ringway_config_reloads_total\n",
+            ),
+            Err(e) => http::response(Status::ServiceUnavailable, TEXT_PLAIN, format!("{e}\n").as_bytes()),
+        },
     }
 }
 

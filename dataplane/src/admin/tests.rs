@@ -14,7 +14,10 @@ use crate::telemetry::{MetricsShard, MetricsSnapshot};
 #[test]
 fn parses_and_routes_heads() {
     let cases: &[(&[u8], Parsed)] = &[
-        (b"GET / HTTP/1.1\r\n\r\n", Parsed::Request(Endpoint::Index)),
+        (
+            b"GET / HTTP/1.1\r\n\r\n",
+            Parsed::Request(Endpoint::Dashboard),
+        ),
         (
             b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\n",
             Parsed::Request(Endpoint::Ready),
@@ -339,4 +342,72 @@ fn slow_client_gets_408_and_connection_bound_holds_others_back() {
         String::from_utf8_lossy(&reply)
     );
     harness.stop();
+}
+
+#[test]
+fn routes_methods_and_parameters() {
+    use super::http::{route, Endpoint as E, Format, LogLevel};
+    let cases: &[(&str, &str, Parsed)] = &[
+        ("GET", "/", Parsed::Request(E::Dashboard)),
+        ("GET", "/help", Parsed::Request(E::Index)),
+        (
+            "GET",
+            "/clusters",
+            Parsed::Request(E::Clusters(Format::Text)),
+        ),
+        (
+            "GET",
+            "/clusters?format=json",
+            Parsed::Request(E::Clusters(Format::Json)),
+        ),
+        (
+            "GET",
+            "/clusters?format=xml",
+            Parsed::Reject(Status::BadRequest),
+        ),
+        (
+            "GET",
+            "/stats?format=json",
+            Parsed::Request(E::Stats(Format::Json)),
+        ),
+        (
+            "GET",
+            "/stats?x=1&format=text",
+            Parsed::Request(E::Stats(Format::Text)),
+        ),
+        ("GET", "/certs", Parsed::Request(E::Certs)),
+        ("GET", "/logging", Parsed::Request(E::Logging)),
+        (
+            "GET",
+            "/logging?level=debug",
+            Parsed::Reject(Status::PostOnly),
+        ),
+        (
+            "POST",
+            "/logging?level=debug",
+            Parsed::Request(E::SetLogging(LogLevel::Debug)),
+        ),
+        (
+            "POST",
+            "/logging?level=WARN",
+            Parsed::Request(E::SetLogging(LogLevel::Warn)),
+        ),
+        (
+            "POST",
+            "/logging?level=loud",
+            Parsed::Reject(Status::BadRequest),
+        ),
+        ("POST", "/logging", Parsed::Reject(Status::BadRequest)),
+        ("POST", "/reload", Parsed::Request(E::Reload)),
+        ("GET", "/reload", Parsed::Reject(Status::PostOnly)),
+        ("POST", "/metrics", Parsed::Reject(Status::MethodNotAllowed)),
+    ];
+    for (method, target, want) in cases {
+        assert_eq!(route(method, target), *want, "{method} {target}");
+    }
+    let r = String::from_utf8(super::http::error_response(Status::PostOnly)).unwrap();
+    assert!(
+        r.starts_with("HTTP/1.1 405 ") && r.contains("Allow: POST\r\n"),
+        "{r}"
+    );
 }

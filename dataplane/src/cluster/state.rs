@@ -19,6 +19,7 @@ use super::balancer::{Balancer, PickContext};
 use super::breaker::CircuitBreaker;
 use super::health::{merge_unavailable, Availability};
 use super::outlier::{Outcome, OutlierDetector};
+use super::status::{ClusterStatus, EndpointStatus};
 use crate::config::{AllUnhealthy, ClusterConfig, LbPolicy};
 
 /// Per-core state of one cluster.
@@ -31,6 +32,8 @@ pub struct ClusterState {
     pub health_down: RefCell<Vec<bool>>,
     /// Scratch: health ∪ ejected, handed to the balancer as `unavailable`.
     unavailable: RefCell<Vec<bool>>,
+    /// Per endpoint: (tries sent, tries failed, tries in flight), for `/clusters`.
+    counts: RefCell<Vec<(u64, u64, u64)>>,
 }
 
 /// An endpoint chosen by [`ClusterState::pick`]: its index, and the balancer generation the
@@ -67,6 +70,7 @@ impl ClusterState {
                 .map(|o| RefCell::new(OutlierDetector::new(o, endpoints.len()))),
             health_down: RefCell::new(vec![false; endpoints.len()]),
             unavailable: RefCell::new(Vec::with_capacity(endpoints.len())),
+            counts: RefCell::new(vec![(0, 0, 0); endpoints.len()]),
             endpoints,
         }
     }
@@ -107,6 +111,10 @@ impl ClusterState {
             .ok_or(NoEndpoint)?;
         let addr = *self.endpoints.get(index).ok_or(NoEndpoint)?;
         b.on_request_start(index);
+        if let Some(c) = self.counts.borrow_mut().get_mut(index) {
+            c.0 += 1;
+            c.2 += 1;
+        }
         Ok(Pick {
             index,
             addr,
@@ -116,6 +124,9 @@ impl ClusterState {
 
     /// The request picked by `p` ended (however it ended).
     pub fn end(&self, p: &Pick) {
+        if let Some(c) = self.counts.borrow_mut().get_mut(p.index) {
+            c.2 = c.2.saturating_sub(1);
+        }
         self.balancer
             .borrow_mut()
             .on_request_end_in(p.index, p.generation);
@@ -123,12 +134,47 @@ impl ClusterState {
 
     /// Feeds the outlier detector; true when this outcome ejected the endpoint.
     pub fn record(&self, index: usize, outcome: Outcome) -> bool {
+        if outcome != Outcome::Success {
+            if let Some(c) = self.counts.borrow_mut().get_mut(index) {
+                c.1 += 1;
+            }
+        }
         match &self.outlier {
             Some(o) => o
                 .borrow_mut()
                 .record(index, outcome, Instant::now())
                 .is_some(),
             None => false,
+        }
+    }
+
+    /// This core's view of every endpoint; `idle(addr)` counts its pooled connections.
+    pub fn status(&self, name: &str, idle: impl Fn(SocketAddr) -> usize) -> ClusterStatus {
+        let down = self.health_down.borrow();
+        let counts = self.counts.borrow();
+        let outlier = self.outlier.as_ref().map(|o| o.borrow());
+        let endpoints = self
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| {
+                let ejected = outlier.as_ref().is_some_and(|o| o.is_ejected(i));
+                let (requests, failures, in_flight) = counts.get(i).copied().unwrap_or_default();
+                EndpointStatus {
+                    address: addr.to_string(),
+                    healthy: !down.get(i).copied().unwrap_or(false),
+                    ejected,
+                    ejected_cores: u32::from(ejected),
+                    in_flight,
+                    idle_connections: idle(*addr) as u64,
+                    requests,
+                    failures,
+                }
+            })
+            .collect();
+        ClusterStatus {
+            name: name.to_string(),
+            endpoints,
         }
     }
 

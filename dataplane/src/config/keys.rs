@@ -2,7 +2,8 @@
 //! unknown key at once (serde's `deny_unknown_fields` stops at the first).
 //!
 //! Invariant: [`SCHEMA`] names exactly the fields of `raw` (tests scan files that use every
-//! key: `examples/gateway.toml`, and `tests/security.rs`'s `FULL` for the security keys).
+//! key: `examples/gateway.toml`, `tests/security.rs`'s `FULL` for the security keys and
+//! `tests/telemetry.rs`'s `FULL` for the telemetry keys).
 //! The scan only runs after serde has failed, to report all unknown keys in one go.
 
 use toml_edit::{Item, TableLike};
@@ -138,6 +139,14 @@ const LISTENER: &[(&str, Shape)] = &[
     ("tls", Table(LISTENER_TLS)),
     ("sni_routes", Tables(SNI_ROUTE)),
     ("authz", Tables(AUTHZ)),
+    ("reporter", Leaf),
+    ("access_log", Table(ACCESS_LOG)),
+];
+const ACCESS_LOG: &[(&str, Shape)] = &[
+    ("path", Leaf),
+    ("format", Leaf),
+    ("sample_percent", Leaf),
+    ("buffer_bytes", Leaf),
 ];
 const POOL: &[(&str, Shape)] = &[
     ("max_idle", Leaf),
@@ -188,12 +197,24 @@ const CLUSTER: &[(&str, Shape)] = &[
     ("health_check", Table(HEALTH_CHECK)),
     ("outlier_detection", Table(OUTLIER_DETECTION)),
     ("tls", Table(CLUSTER_TLS)),
+    ("service", Leaf),
+];
+const TELEMETRY: &[(&str, Shape)] = &[
+    ("istio_metrics", Leaf),
+    ("workload", Leaf),
+    ("namespace", Leaf),
+    ("app", Leaf),
+    ("version", Leaf),
+    ("principal", Leaf),
+    ("cluster_id", Leaf),
+    ("trace_context", Leaf),
 ];
 const SCHEMA: &[(&str, Shape)] = &[
     ("runtime", Table(RUNTIME)),
     ("admin", Table(ADMIN)),
     ("listeners", Tables(LISTENER)),
     ("clusters", Tables(CLUSTER)),
+    ("telemetry", Table(TELEMETRY)),
 ];
 
 /// Every unknown key of `text`, with its line; empty if `text` is not even valid TOML.
@@ -284,6 +305,12 @@ mod tests {
             "max_pending_requests",
             "unhealthy_threshold",
             "max_ejection_percent",
+            "[telemetry]",
+            "trace_context",
+            "reporter",
+            "[listeners.access_log]",
+            "sample_percent",
+            "service",
         ] {
             assert!(text.contains(key), "{key}");
         }

@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 mod security;
+mod telemetry;
 pub use security::*;
+pub use telemetry::*;
 
 /// Index into [`Config::clusters`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -19,6 +21,8 @@ pub struct Config {
     pub admin: Option<AdminConfig>,
     pub listeners: Vec<ListenerConfig>,
     pub clusters: Vec<ClusterConfig>,
+    /// `[telemetry]`: Istio metrics, workload labels, trace context.
+    pub telemetry: TelemetryConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +94,10 @@ pub struct ListenerConfig {
     pub sni_routes: Vec<SniRoute>,
     /// `[[listeners.authz]]`: checked for every request (HTTP) or connection (TCP).
     pub authz: Vec<AuthzRule>,
+    /// `reporter`: this listener's side of a call in Istio's metrics.
+    pub reporter: Reporter,
+    /// `[listeners.access_log]`: one line per request (HTTP) or connection (TCP).
+    pub access_log: Option<AccessLogConfig>,
 }
 
 /// What an HTTP listener does with `GET http://a/x` and `Host: b` (`host_mismatch`).
@@ -216,6 +224,9 @@ pub struct ClusterConfig {
     pub resilience: ClusterPolicy,
     /// `[clusters.tls]`: originate TLS to the endpoints.
     pub tls: Option<ClusterTls>,
+    /// `service`: the `destination_service` label of Istio's metrics (e.g.
+    /// `reviews.shop.svc.cluster.local`); `None` = the cluster's name.
+    pub service: Option<String>,
 }
 
 /// Where a cluster's endpoints come from (`type`).

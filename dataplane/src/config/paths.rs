@@ -1,5 +1,5 @@
-//! [`Config::resolve_paths`]: the TLS file paths of a config (`cert`, `key`, `client_ca`,
-//! `ca`), as written relative to the config file, made absolute.
+//! [`Config::resolve_paths`]: the file paths of a config (TLS `cert`, `key`, `client_ca`,
+//! `ca`, and access-log `path`), as written relative to the config file, made absolute.
 //!
 //! Invariant: nothing here touches the file system; [`super::parse`] keeps paths as written
 //! and [`super::load`] resolves them against the config file's directory.
@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use super::model::*;
 
 impl Config {
-    /// Makes every relative TLS path absolute against `base_dir` (the directory of the config
-    /// file); absolute paths are kept. Idempotent when `base_dir` is absolute.
+    /// Makes every relative TLS and access-log file path absolute against `base_dir` (the
+    /// directory of the config file); absolute paths are kept. Idempotent when `base_dir` is
+    /// absolute.
     pub fn resolve_paths(&mut self, base_dir: &Path) {
         let resolve = |p: &mut PathBuf| {
             if p.is_relative() {
@@ -30,6 +31,9 @@ impl Config {
                 if let Some(ca) = &mut tls.client_ca {
                     resolve(ca);
                 }
+            }
+            if let Some(LogSink::File(p)) = l.access_log.as_mut().map(|a| &mut a.sink) {
+                resolve(p);
             }
         }
         for c in &mut self.clusters {

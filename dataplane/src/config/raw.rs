@@ -12,6 +12,8 @@
 //! The security tables (`[listeners.tls]`, `[clusters.tls]`, `[[listeners.sni_routes]]`,
 //! `[[listeners.authz]]`, `[[listeners.routes.authz]]`) follow the same rules; `from` and `to`
 //! of an authorization rule are never `Spanned` (they may be written as dotted keys).
+//! The observability keys (`[telemetry]`, `reporter`, `[listeners.access_log]`, `service`)
+//! likewise: neither table is `Spanned` (`telemetry.istio_metrics = true` is a dotted key).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -34,6 +36,21 @@ pub struct RawConfig {
     pub listeners: Vec<Spanned<RawListener>>,
     #[serde(default)]
     pub clusters: Vec<Spanned<RawCluster>>,
+    pub telemetry: Option<RawTelemetry>,
+}
+
+/// `[telemetry]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    pub istio_metrics: Option<Spanned<bool>>,
+    pub workload: Option<Text>,
+    pub namespace: Option<Text>,
+    pub app: Option<Text>,
+    pub version: Option<Text>,
+    pub principal: Option<Text>,
+    pub cluster_id: Option<Text>,
+    pub trace_context: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +94,18 @@ pub struct RawListener {
     pub sni_routes: Vec<Spanned<RawSniRoute>>,
     #[serde(default)]
     pub authz: Vec<Spanned<RawAuthzRule>>,
+    pub reporter: Option<Text>,
+    pub access_log: Option<RawAccessLog>,
+}
+
+/// `[listeners.access_log]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccessLog {
+    pub path: Text,
+    pub format: Option<Text>,
+    pub sample_percent: Option<Pct>,
+    pub buffer_bytes: Option<Int>,
 }
 
 /// `[listeners.tls]`
@@ -266,6 +295,7 @@ pub struct RawCluster {
     pub health_check: Option<RawHealthCheck>,
     pub outlier_detection: Option<RawOutlierDetection>,
     pub tls: Option<RawClusterTls>,
+    pub service: Option<Text>,
 }
 
 /// `[clusters.tls]`

@@ -29,6 +29,7 @@ fn write_config(out: &mut String, cfg: &Config) -> std::fmt::Result {
     if let Some(admin) = &cfg.admin {
         writeln!(out, "\n[admin]\nbind = {}", quote(&admin.bind.to_string()))?;
     }
+    write_telemetry(out, &cfg.telemetry)?;
     for l in &cfg.listeners {
         writeln!(out, "\n[[listeners]]")?;
         writeln!(out, "name = {}", quote(&l.name))?;
@@ -51,12 +52,18 @@ fn write_config(out: &mut String, cfg: &Config) -> std::fmt::Result {
         if l.proxy_protocol {
             writeln!(out, "proxy_protocol = true")?;
         }
+        let reporter = match l.reporter {
+            Reporter::Destination => "destination",
+            Reporter::Source => "source",
+        };
+        writeln!(out, "reporter = {}", quote(reporter))?;
         let lim = &l.limits;
         if tcp {
             writeln!(out, "connect_attempts = {}", l.connect_attempts)?;
             writeln!(out, "\n  [listeners.limits]")?;
             writeln!(out, "  idle_timeout = {}", dur(lim.idle_timeout))?;
             writeln!(out, "  max_connections = {}", lim.max_connections)?;
+            write_access_log(out, l.access_log.as_ref())?;
             write_listener_security(out, cfg, l)?;
             continue;
         }
@@ -89,6 +96,7 @@ fn write_config(out: &mut String, cfg: &Config) -> std::fmt::Result {
             dur(lim.stream_idle_timeout)
         )?;
         writeln!(out, "  max_connections = {}", lim.max_connections)?;
+        write_access_log(out, l.access_log.as_ref())?;
         write_listener_security(out, cfg, l)?;
         for r in &l.routes {
             write_route(out, cfg, r)?;
@@ -98,6 +106,52 @@ fn write_config(out: &mut String, cfg: &Config) -> std::fmt::Result {
         write_cluster(out, c)?;
     }
     Ok(())
+}
+
+/// `[telemetry]`, always (its defaults written out); workload keys only when set (unset ones
+/// come from the environment at start).
+fn write_telemetry(out: &mut String, t: &TelemetryConfig) -> std::fmt::Result {
+    writeln!(out, "\n[telemetry]")?;
+    writeln!(out, "istio_metrics = {}", t.istio_metrics)?;
+    let w = &t.workload;
+    let labels = [
+        ("workload", &w.name),
+        ("namespace", &w.namespace),
+        ("app", &w.app),
+        ("version", &w.version),
+        ("principal", &w.principal),
+        ("cluster_id", &w.cluster_id),
+    ];
+    for (key, value) in labels {
+        if let Some(v) = value {
+            writeln!(out, "{key} = {}", quote(v))?;
+        }
+    }
+    let trace = match t.trace_context {
+        TraceContext::Propagate => "propagate",
+        TraceContext::Start => "start",
+        TraceContext::Off => "off",
+    };
+    writeln!(out, "trace_context = {}", quote(trace))
+}
+
+/// `[listeners.access_log]`, every key written out.
+fn write_access_log(out: &mut String, a: Option<&AccessLogConfig>) -> std::fmt::Result {
+    let Some(a) = a else { return Ok(()) };
+    writeln!(out, "\n  [listeners.access_log]")?;
+    let sink = match &a.sink {
+        LogSink::Stderr => quote("stderr"),
+        LogSink::Stdout => quote("stdout"),
+        LogSink::File(p) => path(p),
+    };
+    writeln!(out, "  path = {sink}")?;
+    let format = match &a.format {
+        LogFormat::Json => quote("json"),
+        LogFormat::Text(f) => quote(f),
+    };
+    writeln!(out, "  format = {format}")?;
+    writeln!(out, "  sample_percent = {}", percent(a.sample))?;
+    writeln!(out, "  buffer_bytes = {}", a.buffer_bytes)
 }
 
 fn write_route(out: &mut String, cfg: &Config, r: &RouteConfig) -> std::fmt::Result {
@@ -362,6 +416,9 @@ fn write_cluster_tls(out: &mut String, t: &ClusterTls) -> std::fmt::Result {
 fn write_cluster(out: &mut String, c: &ClusterConfig) -> std::fmt::Result {
     writeln!(out, "\n[[clusters]]")?;
     writeln!(out, "name = {}", quote(&c.name))?;
+    if let Some(s) = &c.service {
+        writeln!(out, "service = {}", quote(s))?;
+    }
     match c.proxy_protocol {
         None => {}
         Some(ProxyProtocolVersion::V1) => writeln!(out, "proxy_protocol = \"v1\"")?,

@@ -12,6 +12,7 @@ mod policy;
 mod resilience;
 mod rules;
 mod security;
+mod telemetry;
 
 /// The example of CONFIG.md, plus the two clusters it references but does not define.
 const CONFIG_MD_EXAMPLE: &str = r#"[runtime]
@@ -476,13 +477,20 @@ fn fuzz_logic_survives_garbage_and_valid_input() {
     fuzz_logic::config(MINIMAL.as_bytes());
     fuzz_logic::config(policy::FULL.as_bytes());
     fuzz_logic::config(security::FULL.as_bytes());
+    fuzz_logic::config(telemetry::FULL.as_bytes());
 }
 
 #[test]
 fn mutated_examples_never_panic_and_round_trip() {
     // A tiny deterministic mutation fuzzer (xorshift), so `cargo test` covers the fuzz
     // target's invariant without cargo-fuzz.
-    let seeds = [CONFIG_MD_EXAMPLE, MINIMAL, policy::FULL, security::FULL];
+    let seeds = [
+        CONFIG_MD_EXAMPLE,
+        MINIMAL,
+        policy::FULL,
+        security::FULL,
+        telemetry::FULL,
+    ];
     let alphabet: &[u8] = b"[]{}=\",.:*/-_ 0123456789\nabcdehklmnoprstuwxyz#'\\\tAZ\xc3\xa9";
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next = move || {

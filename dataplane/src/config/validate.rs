@@ -11,6 +11,7 @@ mod policy;
 mod resilience;
 mod route;
 mod security;
+mod telemetry;
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -269,6 +270,7 @@ pub(super) fn validate(text: &str, raw: RawConfig) -> Result<Config, ConfigError
     };
 
     let runtime = runtime(&mut c, raw.runtime.as_ref());
+    let telemetry = telemetry::telemetry(&mut c, raw.telemetry.as_ref());
     let admin = raw.admin.as_ref().and_then(|a| {
         let bind = &a.bind;
         match parse_bind(bind.get_ref()) {
@@ -335,6 +337,7 @@ pub(super) fn validate(text: &str, raw: RawConfig) -> Result<Config, ConfigError
         admin,
         listeners,
         clusters,
+        telemetry,
     })
 }
 
@@ -392,6 +395,8 @@ fn listener(
         protocol,
     );
     authz::check_rule_names(c, l, path);
+    let reporter = telemetry::reporter(c, &l.reporter, path);
+    let access_log = telemetry::access_log(c, l.access_log.as_ref(), &format!("{path}.access_log"));
     ListenerConfig {
         name: l.name.get_ref().clone(),
         bind,
@@ -406,6 +411,8 @@ fn listener(
         tls,
         sni_routes,
         authz,
+        reporter,
+        access_log,
     }
 }
 
@@ -694,5 +701,6 @@ fn cluster(c: &mut Checker, raw: &RawCluster, path: &str) -> ClusterConfig {
         ),
         resilience: resilience::cluster_policy(c, raw, path),
         tls: security::cluster_tls(c, raw.tls.as_ref(), &format!("{path}.tls")),
+        service: telemetry::service(c, &raw.service, path),
     }
 }

@@ -11,6 +11,8 @@
 use std::time::{Duration, Instant};
 
 use crate::http::{self, RequestHead, ResponseHead, Segment};
+use crate::telemetry::access_log::Capture;
+use crate::telemetry::trace::Trace;
 use crate::transport::{buf::fill_pieces, ConnInfo, InBuf, IoVecs, Stream};
 use crate::uring::timeout;
 
@@ -45,6 +47,36 @@ pub struct Downstream {
     pub scratch: HeadScratch,
     /// Proxy-generated responses.
     pub out: Vec<u8>,
+    /// The current request's id, trace context and access-log fields.
+    pub req: RequestMeta,
+}
+
+/// What the proxy knows of the current request besides its head: when it started, the id and
+/// trace context it is forwarded with, the fields its access-log line needs.
+pub struct RequestMeta {
+    pub started: Instant,
+    /// The generated `x-request-id` (used when the request has none).
+    pub id: [u8; 32],
+    pub id_len: usize,
+    pub trace: Option<Trace>,
+    pub capture: Capture,
+}
+
+impl RequestMeta {
+    fn new() -> RequestMeta {
+        RequestMeta {
+            started: Instant::now(),
+            id: [0; 32],
+            id_len: 0,
+            trace: None,
+            capture: Capture::default(),
+        }
+    }
+
+    /// The generated request id.
+    pub fn id(&self) -> &[u8] {
+        &self.id[..self.id_len]
+    }
 }
 
 impl Downstream {
@@ -62,6 +94,7 @@ impl Downstream {
             resp: ResponseHead::default(),
             scratch: HeadScratch::with_capacity(),
             out: Vec::with_capacity(256),
+            req: RequestMeta::new(),
         }
     }
 

@@ -81,6 +81,8 @@ pub struct Exchange<'a> {
     started: std::cell::Cell<bool>,
     /// Request sent to response head received, of the try whose response was relayed.
     pub latency: Option<Duration>,
+    /// The endpoint of the latest try.
+    pub upstream: Option<std::net::SocketAddr>,
     /// Where the client's request stands in `ds.inb` (for keeping the connection after a
     /// failure).
     request: std::cell::Cell<RequestState>,
@@ -135,6 +137,7 @@ impl<'a> Exchange<'a> {
             deadline: route_timeout.map(|t| Instant::now() + t),
             started: std::cell::Cell::new(false),
             latency: None,
+            upstream: None,
             request: std::cell::Cell::new(RequestState::Buffered),
         }
     }
@@ -248,6 +251,7 @@ pub async fn run(
         };
         let endpoint = upstream::pick(cluster, &req).ok_or(Failure::NoEndpoint)?;
         let key = cluster.pool_key(endpoint.addr(), Some(&ds.info));
+        ex.upstream = Some(endpoint.addr());
         let try_deadline = per_try.map(|d| Instant::now() + d);
         let outcome = attempt::run(ex, ds, &mut body, &key, head_len, try_deadline).await;
         let (outcome, failure) = match outcome {

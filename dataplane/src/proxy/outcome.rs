@@ -4,14 +4,62 @@
 //! kind; the latency histogram) together with the bytes the connection moved meanwhile.
 //! Access logs and the Istio-style metrics hang off here too.
 //!
+//! [`begin`] prepares what the record will need while the head is still buffered: the start
+//! time, the request id, the trace context, the access-log fields.
+//!
 //! Invariant: every request read is recorded exactly once, whatever path served it.
 
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::telemetry::ErrorKind;
-use crate::worker::Worker;
+use crate::telemetry::access_log::{Entry, MAX_CAPTURED};
+use crate::telemetry::istio::{response_flags, HttpSample, Peer};
+use crate::telemetry::{duration_to_us, trace, ErrorKind};
+use crate::worker::{View, Worker};
 
 use super::downstream::Downstream;
+
+/// A request head is complete: note its start, give it an id (if it has none) and its trace
+/// context, and copy what its access-log line needs (if it is sampled in).
+pub fn begin(w: &Worker, view: &View, listener: usize, ds: &mut Downstream) {
+    ds.req.started = Instant::now();
+    if ds.head.request_id.is_none() {
+        ds.req.id_len = w.next_request_id(&mut ds.req.id);
+    }
+    ds.req.trace = trace::of_request(
+        view.config.telemetry.trace_context,
+        &ds.head,
+        ds.inb.bytes(),
+        &mut w.rng.borrow_mut(),
+    );
+    ds.req.capture.active = false;
+    if let Some(Some(log)) = view.access_logs.get(listener) {
+        if sampled(w, log.sample.0) {
+            let buf = ds.inb.bytes();
+            let id = match ds.head.request_id {
+                Some(s) => s.get(buf),
+                None => &ds.req.id[..ds.req.id_len],
+            };
+            ds.req.capture.take(log.headers(), &ds.head, buf, id);
+        }
+    }
+}
+
+/// A request failed before its head was complete: it has no fields to log, but a line.
+pub fn begin_unparsed(w: &Worker, view: &View, listener: usize, ds: &mut Downstream) {
+    ds.req.started = Instant::now();
+    ds.req.trace = None;
+    ds.req.capture.active = false;
+    if let Some(Some(log)) = view.access_logs.get(listener) {
+        if sampled(w, log.sample.0) {
+            ds.req.capture.take(&[], &ds.head, &[], &[]);
+        }
+    }
+}
+
+fn sampled(w: &Worker, ppm: u32) -> bool {
+    ppm >= crate::config::Percent::MILLION || w.rng.borrow_mut().below(1_000_000) < u64::from(ppm)
+}
 
 /// What one request came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +71,8 @@ pub struct RequestOutcome {
     pub upstream_latency: Option<Duration>,
     /// Why the proxy answered (or closed) instead of relaying a response.
     pub error: Option<ErrorKind>,
+    /// The endpoint of the try whose response was relayed (or that failed last).
+    pub upstream: Option<SocketAddr>,
 }
 
 impl RequestOutcome {
@@ -33,6 +83,7 @@ impl RequestOutcome {
             cluster: Some(cluster),
             upstream_latency: latency,
             error: None,
+            upstream: None,
         }
     }
 
@@ -47,6 +98,7 @@ impl RequestOutcome {
             cluster,
             upstream_latency: None,
             error,
+            upstream: None,
         }
     }
 
@@ -57,22 +109,85 @@ impl RequestOutcome {
             cluster,
             upstream_latency: None,
             error: Some(kind),
+            upstream: None,
         }
     }
 }
 
-/// Records `o` for a request on `listener` (and the bytes `ds` moved since the last record).
+/// Records `o` for a request on `listener` (and the bytes `ds` moved since the last record):
+/// the `ringway_*` counters always; Istio's series and the access-log line when the view has
+/// them on.
 pub fn record(w: &Worker, listener: usize, ds: &Downstream, o: &RequestOutcome) {
     if let Some(kind) = o.error {
         w.metrics.proxy_error(kind);
     }
     w.metrics
         .request_done(listener, o.cluster, o.status, o.upstream_latency);
-    record_bytes(w, listener, ds);
+    let (received, sent) = record_bytes(w, listener, ds);
+    let view = w.view.borrow();
+    let log = view.access_logs.get(listener).and_then(Option::as_ref);
+    if view.istio.is_none() && log.is_none() {
+        return;
+    }
+    let duration_us = duration_to_us(ds.req.started.elapsed());
+    let peer = ds.stream.peer().and_then(|p| p.identity.as_deref());
+    if let Some(labels) = &view.istio {
+        let sample = HttpSample {
+            listener,
+            cluster: o.cluster,
+            status: o.status,
+            error: o.error,
+            peer: Peer { identity: peer },
+            duration_us,
+            request_bytes: received,
+            response_bytes: sent,
+        };
+        w.metrics.istio.request(labels, &sample);
+    }
+    let (Some(log), true) = (log, ds.req.capture.active) else {
+        return;
+    };
+    let Some(core) = w.core_log() else { return };
+    let mut values: [&[u8]; MAX_CAPTURED] = [&[]; MAX_CAPTURED];
+    let n = ds.req.capture.values(&mut values);
+    let now_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, duration_to_us);
+    let entry = Entry {
+        start_unix_us: now_us.saturating_sub(duration_us),
+        protocol: if ds.head.version_minor == 0 {
+            "HTTP/1.0"
+        } else {
+            "HTTP/1.1"
+        },
+        status: o.status,
+        flags: response_flags(o.error),
+        bytes_received: received,
+        bytes_sent: sent,
+        duration_us,
+        upstream_us: o.upstream_latency.map(duration_to_us),
+        upstream_host: o.upstream,
+        cluster: o
+            .cluster
+            .and_then(|c| view.config.clusters.get(c))
+            .map(|c| c.name.as_str()),
+        listener: view
+            .config
+            .listeners
+            .get(listener)
+            .map_or("", |l| l.name.as_str()),
+        downstream: ds.info.peer,
+        peer,
+        trace_id: ds.req.trace.as_ref().map_or(&[], |t| &t.trace_id[..]),
+        headers: &values[..n],
+    };
+    let mut line = w.log_line.borrow_mut();
+    log.line(&entry, &mut line);
+    core.push(log.sink, log.buffer_bytes, &line);
 }
 
-/// Counts the bytes the client connection received and sent since the last call.
-pub fn record_bytes(w: &Worker, listener: usize, ds: &Downstream) {
+/// Counts the bytes the client connection received and sent since the last call; returns them.
+pub fn record_bytes(w: &Worker, listener: usize, ds: &Downstream) -> (u64, u64) {
     let (received, sent) = ds.stream.take_byte_counts();
     if received > 0 {
         w.metrics.bytes_received(listener, received);
@@ -80,4 +195,5 @@ pub fn record_bytes(w: &Worker, listener: usize, ds: &Downstream) {
     if sent > 0 {
         w.metrics.bytes_sent(listener, sent);
     }
+    (received, sent)
 }

@@ -21,6 +21,8 @@ fn listener(default: Option<u32>, routes: Vec<RouteConfig>) -> ListenerConfig {
         tls: None,
         sni_routes: Vec::new(),
         authz: Vec::new(),
+        reporter: crate::config::Reporter::Destination,
+        access_log: None,
     }
 }
 

@@ -10,7 +10,7 @@ use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
-use crate::admin::{AdminState, MetricsFuture};
+use crate::admin::{AdminState, ClustersFuture, MetricsFuture};
 use crate::runtime::{Control, RuntimeError, Shared};
 use crate::telemetry::MetricsSnapshot;
 
@@ -59,6 +59,64 @@ impl AdminState for RuntimeAdmin {
             .map(|s| s.clone())
             .unwrap_or_default()
     }
+
+    fn clusters(&self) -> ClustersFuture<'_> {
+        Box::pin(async move {
+            let mut cores = Vec::new();
+            for c in &self.controls {
+                let (tx, rx) = flume::bounded(1);
+                if c.send(Control::Clusters(tx)).is_err() {
+                    continue;
+                }
+                if let Ok(s) = rx.recv_async().await {
+                    cores.push(s);
+                }
+            }
+            cores
+        })
+    }
+
+    fn log_filter(&self) -> String {
+        LOG_FILTER
+            .get()
+            .map(|h| (h.current)())
+            .unwrap_or_else(|| "(not adjustable)".into())
+    }
+
+    fn set_log_filter(&self, filter: &str) -> Result<(), String> {
+        match LOG_FILTER.get() {
+            Some(h) => (h.set)(filter),
+            None => Err("the log filter cannot be changed in this process".into()),
+        }
+    }
+
+    fn reload(&self) -> Result<(), String> {
+        // The signal thread owns reloading (validation, TLS, broadcast): ask it as SIGHUP does.
+        // SAFETY: raise(3) sends a signal to this process and touches no memory of ours.
+        match unsafe { libc::raise(libc::SIGHUP) } {
+            0 => Ok(()),
+            _ => Err(format!(
+                "cannot signal a reload: {}",
+                std::io::Error::last_os_error()
+            )),
+        }
+    }
+}
+
+/// Replaces the log filter; `Err` says why it could not.
+pub type SetLogFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// How the binary lets the admin read and replace its log filter.
+pub struct LogFilterHandle {
+    pub current: Box<dyn Fn() -> String + Send + Sync>,
+    pub set: SetLogFilter,
+}
+
+static LOG_FILTER: std::sync::OnceLock<LogFilterHandle> = std::sync::OnceLock::new();
+
+/// Installs the binary's log-filter handle (once; later calls are ignored).
+pub fn set_log_filter_handle(h: LogFilterHandle) {
+    let _ = LOG_FILTER.set(h);
 }
 
 /// Starts the admin executor thread serving on `listener`.

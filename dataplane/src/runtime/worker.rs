@@ -4,6 +4,7 @@
 //!
 //! The state itself lives in `crate::worker`; this file only wires it up.
 
+use crate::telemetry::access_log::writer::FLUSH_EVERY;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::rc::Rc;
@@ -93,6 +94,18 @@ pub async fn run(
             }
         })
     };
+    // Hand access-log buffers to the writer once their oldest line is FLUSH_EVERY old.
+    let log_flusher = {
+        let w = w.clone();
+        glommio::spawn_local(async move {
+            loop {
+                crate::uring::sleep(&w.driver, FLUSH_EVERY).await;
+                if let Some(Some(core)) = w.access_log.get() {
+                    core.flush_stale(Instant::now());
+                }
+            }
+        })
+    };
     shared.ready_workers.fetch_add(1, Ordering::AcqRel);
     while let Ok(msg) = control.recv_async().await {
         match msg {
@@ -100,6 +113,18 @@ pub async fn run(
                 let mut snap = w.metrics.snapshot();
                 snap.certificates = w.view().tls().certificates.clone();
                 let _ = reply.send(snap);
+            }
+            Control::Clusters(reply) => {
+                let view = w.view();
+                let pools = w.pools.borrow();
+                let status = view
+                    .config
+                    .clusters
+                    .iter()
+                    .zip(&view.clusters)
+                    .map(|(c, s)| s.status(&c.name, |a| pools.idle_for(a)))
+                    .collect();
+                let _ = reply.send(status);
             }
             Control::Reload(cfg, eps, tls) => {
                 w.swap_view(View::new(cfg, &eps, seed(id), w.workers));
@@ -131,6 +156,10 @@ pub async fn run(
         }
     }
     drop(sweeper);
+    drop(log_flusher);
+    if let Some(Some(core)) = w.access_log.get() {
+        core.flush_all();
+    }
     drop(parking);
     drop(accepts);
     w.pools.borrow_mut().clear();

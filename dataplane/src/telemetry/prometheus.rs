@@ -38,6 +38,27 @@ pub fn render_prometheus(snapshot: &MetricsSnapshot, out: &mut String) {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     super::security::render(&snapshot.security, &snapshot.certificates, now, out);
+    snapshot.istio.render(out);
+    super::access_log::render_counters(out);
+    render_reloads(out);
+}
+
+/// Config reloads (SIGHUP or `POST /reload`) applied, and rejected (the old config serves on).
+pub static CONFIG_RELOADS_OK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+pub static CONFIG_RELOADS_REJECTED: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
+
+fn render_reloads(out: &mut String) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let _ = writeln!(
+        out,
+        "# HELP ringway_config_reloads_total Config reloads (SIGHUP or POST /reload): applied, or rejected (the old config keeps serving).\n\
+         # TYPE ringway_config_reloads_total counter\n\
+         ringway_config_reloads_total{{result=\"ok\"}} {}\n\
+         ringway_config_reloads_total{{result=\"rejected\"}} {}",
+        CONFIG_RELOADS_OK.load(Relaxed),
+        CONFIG_RELOADS_REJECTED.load(Relaxed)
+    );
 }
 
 fn render_policy(s: &MetricsSnapshot, out: &mut String) {

@@ -54,6 +54,8 @@ pub struct MetricsShard {
     policy: Box<[Cell<u64>]>,
     /// TLS and authorization counters with run-time labels.
     pub security: super::security::SecurityCounters,
+    /// Istio's standard metrics (recorded only when a view has `istio_metrics` on).
+    pub istio: super::istio::IstioShard,
 }
 
 #[inline]
@@ -88,6 +90,7 @@ impl MetricsShard {
                 .map(|_| Cell::new(0))
                 .collect(),
             security: Default::default(),
+            istio: Default::default(),
         }
     }
 
@@ -309,6 +312,7 @@ impl MetricsShard {
         let mut snap = MetricsSnapshot::from_parts(listeners, clusters, requests, errors);
         snap.set_policy_none(policy_none);
         snap.security = self.security.snapshot();
+        snap.istio = self.istio.snapshot();
         snap
     }
 }

@@ -117,6 +117,8 @@ pub struct MetricsSnapshot {
     pub security: Vec<super::security::SecuritySeries>,
     /// Every certificate the workers' TLS material holds (deduplicated on merge).
     pub certificates: Vec<super::CertExpiry>,
+    /// Istio's standard metrics, by label text.
+    pub istio: super::istio::IstioSnapshot,
 }
 
 impl MetricsSnapshot {
@@ -139,6 +141,7 @@ impl MetricsSnapshot {
             policy_none: [0; PolicyEvent::COUNT],
             security: Vec::new(),
             certificates: Vec::new(),
+            istio: Default::default(),
         }
     }
 
@@ -225,6 +228,7 @@ impl MetricsSnapshot {
     /// Add `other` into `self`, matching listeners and clusters by name.
     pub fn merge(&mut self, other: &MetricsSnapshot) {
         super::security::merge(&mut self.security, &other.security);
+        self.istio.merge(&other.istio);
         for c in &other.certificates {
             if !self.certificates.contains(c) {
                 self.certificates.push(c.clone());

@@ -448,8 +448,9 @@ fn empty_snapshot_renders_headers_only_and_parses() {
     let mut out = String::new();
     render_prometheus(&MetricsSnapshot::default(), &mut out);
     let samples = parse_exposition(&out).expect("parses");
-    // The error kinds and the two `ringway_tls_reloads_total` results are always present.
-    assert_eq!(samples.len(), ErrorKind::COUNT + 2);
+    // The error kinds and the two results of `ringway_tls_reloads_total` and of
+    // `ringway_config_reloads_total` are always present.
+    assert_eq!(samples.len(), ErrorKind::COUNT + 4);
 }
 
 #[test]

@@ -57,6 +57,8 @@ impl Shared {
 pub enum Control {
     /// Reply with this worker's metrics.
     Scrape(flume::Sender<MetricsSnapshot>),
+    /// Send back this worker's view of every cluster's endpoints (`/clusters`).
+    Clusters(flume::Sender<Vec<crate::cluster::status::ClusterStatus>>),
     /// Swap to a new validated configuration, its resolved endpoints (per cluster) and its
     /// TLS material.
     Reload(Arc<Config>, Endpoints, Arc<TlsSet>),

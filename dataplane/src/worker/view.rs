@@ -8,6 +8,7 @@
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,6 +18,8 @@ use crate::http::HeadLimits;
 use crate::policy::RouteState;
 use crate::pool::TransportId;
 use crate::route::RouteTable;
+use crate::telemetry::access_log::{writer, ListenerLog};
+use crate::telemetry::istio::IstioLabels;
 use crate::tls::WorkerTls;
 
 /// The compiled, per-worker view of one configuration.
@@ -30,7 +33,14 @@ pub struct View {
     /// This core's TLS configs for `config` (replaced on certificate rotation without
     /// rebuilding the view; a connection keeps the config it started with).
     pub tls: RefCell<Rc<WorkerTls>>,
+    /// Istio metric labels of this config (`None`: `istio_metrics` off).
+    pub istio: Option<IstioLabels>,
+    /// Each listener's access log (`None`: off), indexed like `Config::listeners`.
+    pub access_logs: Vec<Option<ListenerLog>>,
 }
+
+/// Views built so far in this process: the generation part of Istio series keys.
+static GENERATION: AtomicU16 = AtomicU16::new(0);
 
 /// One listener's compiled routes and limits.
 pub struct ListenerView {
@@ -93,12 +103,25 @@ impl View {
             .iter()
             .map(TransportId::of_cluster)
             .collect();
+        let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
+        let istio = IstioLabels::new(&config, generation);
+        let access_logs = config
+            .listeners
+            .iter()
+            .map(|l| {
+                l.access_log
+                    .as_ref()
+                    .map(|a| ListenerLog::new(a, writer::sink_id(&a.sink)))
+            })
+            .collect();
         View {
             config,
             listeners,
             clusters,
             transports,
             tls: RefCell::default(),
+            istio,
+            access_logs,
         }
     }
 

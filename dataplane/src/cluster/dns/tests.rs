@@ -149,6 +149,7 @@ fn targets_are_only_clusters_with_names() {
         dns_refresh: Duration::from_secs(30),
         resilience: Default::default(),
         tls: None,
+        service: None,
     };
     let config = Config {
         runtime: RuntimeConfig {
@@ -166,6 +167,7 @@ fn targets_are_only_clusters_with_names() {
             cluster("ips", vec![EndpointAddr::Ip(ip("10.0.0.1:80"))]),
             cluster("named", vec![name("svc", 80)]),
         ],
+        telemetry: Default::default(),
     };
     let loaded = vec![vec![ip("10.0.0.1:80")], vec![ip("10.0.0.7:80")]];
     let targets = DnsTarget::from_config(&config, &loaded);

@@ -10,7 +10,9 @@ use crate::http::{self, rewrite, BodyFraming, ChunkedDecoder, RequestExtras};
 use crate::pool::UpstreamConn;
 use crate::transport::{SendError, Window};
 
-use super::super::downstream::Downstream;
+use crate::telemetry::trace::{self, Trace};
+
+use super::super::downstream::{Downstream, HeadScratch};
 use super::{Exchange, Failure, TryFail, Waited};
 
 /// The client certificate header (Envoy's name).
@@ -51,8 +53,10 @@ pub(super) fn build_head(ex: &Exchange<'_>, ds: &mut Downstream) {
         Some(ForwardClientCert::AppendForward) => true,
         Some(ForwardClientCert::ForwardOnly) | None => false,
     };
-    let mut idbuf = [0u8; 32];
-    let idlen = ex.w.next_request_id(&mut idbuf);
+    let trace = ds.req.trace;
+    if let Some(t) = &trace {
+        rewrite::suppress(&mut ds.head.headers, ds.inb.bytes(), t.replaced());
+    }
     let scratch = &mut ds.scratch;
     http::request_segments(
         &ds.head,
@@ -60,7 +64,7 @@ pub(super) fn build_head(ex: &Exchange<'_>, ds: &mut Downstream) {
         &RequestExtras {
             client_ip: ds.info.peer.ip(),
             proto: if tls { "https" } else { "http" },
-            request_id: Some(&idbuf[..idlen]),
+            request_id: Some(ds.req.id()),
         },
         &mut scratch.added,
         &mut scratch.segs,
@@ -71,6 +75,9 @@ pub(super) fn build_head(ex: &Exchange<'_>, ds: &mut Downstream) {
             &mut scratch.added,
             &mut scratch.segs,
         );
+    }
+    if let Some(t) = &trace {
+        append_trace(t, scratch);
     }
     if let Some(hp) = hp {
         let lines = hp
@@ -90,6 +97,32 @@ pub(super) fn build_head(ex: &Exchange<'_>, ds: &mut Downstream) {
             );
         }
     }
+}
+
+/// The trace headers of this hop (see `telemetry::trace`).
+fn append_trace(t: &Trace, scratch: &mut HeadScratch) {
+    let mut tp = [0u8; 55];
+    let mut lines: [(&str, &str); 5] = [("", ""); 5];
+    let mut n = 0;
+    if t.w3c {
+        lines[n] = (trace::TRACEPARENT, t.traceparent(&mut tp));
+        n += 1;
+    }
+    if t.b3 {
+        lines[n] = (trace::B3_TRACE, t.b3_trace_id());
+        lines[n + 1] = (trace::B3_SPAN, t.span_str());
+        lines[n + 2] = (trace::B3_SAMPLED, if t.sampled { "1" } else { "0" });
+        n += 3;
+        if let Some(p) = t.parent_str() {
+            lines[n] = (trace::B3_PARENT, p);
+            n += 1;
+        }
+    }
+    rewrite::append_fields(
+        lines[..n].iter().copied(),
+        &mut scratch.added,
+        &mut scratch.segs,
+    );
 }
 
 /// Reads one more buffer of the client's body into `ds.inb`.
