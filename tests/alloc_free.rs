@@ -201,7 +201,7 @@ endpoints = ["{}"]
                     endpoints,
                     tls,
                 },
-                vec![fd],
+                vec![(0, fd)],
                 sh2,
                 ctl_rx,
                 peers,

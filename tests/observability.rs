@@ -633,3 +633,97 @@ unhealthy_threshold = 1
         .text()
         .contains("ringway_config_reloads_total{result=\"ok\"} 1"));
 }
+
+#[test]
+fn ejections_reach_every_core_and_reload_keeps_cluster_state() {
+    let good = upstream();
+    let bad = RawUpstream::start(|s, _| {
+        let _ = s.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
+    });
+    let (port, admin) = (free_port(), free_port());
+    let cfg = format!(
+        r#"[runtime]
+workers = 2
+drain_timeout = "1s"
+
+[admin]
+bind = "127.0.0.1:{admin}"
+
+[[listeners]]
+name = "edge"
+bind = "127.0.0.1:{port}"
+cluster = "app"
+
+[[clusters]]
+name = "app"
+lb = "round_robin"
+endpoints = ["{good}", "{bad}"]
+
+[clusters.outlier_detection]
+consecutive_5xx = 2
+base_ejection_time = "60s"
+max_ejection_percent = 50
+"#,
+        good = good.addr(),
+        bad = bad.addr()
+    );
+    let proxy = Proxy::start(&cfg);
+    // One connection: one core sees the failures and ejects the bad endpoint.
+    let mut c = Client::connect(([127, 0, 0, 1], port).into());
+    for _ in 0..6 {
+        c.get("/ok", "x");
+    }
+    let ejected_cores = |proxy: &Proxy| {
+        let v: serde_json::Value =
+            serde_json::from_str(&proxy.admin_get("/clusters?format=json").text()).unwrap();
+        let e = v["clusters"][0]["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["address"] == bad.addr().to_string())
+            .cloned()
+            .unwrap();
+        (
+            e["ejected_cores"].as_u64().unwrap(),
+            e["requests"].as_u64().unwrap(),
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (cores, requests) = loop {
+        let r = ejected_cores(&proxy);
+        if r.0 == 2 || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(cores, 2, "the ejection reached the other core by message");
+    assert_eq!(requests, 2, "two 5xx, then ejected");
+    // A reload that leaves the cluster unchanged keeps its state: still ejected everywhere,
+    // counts carried on (a changed listener route does not matter).
+    std::fs::write(
+        proxy.config_path(),
+        cfg.replace(
+            "cluster = \"app\"\n\n[[clusters]]",
+            "cluster = \"app\"\nhost_mismatch = \"reject\"\n\n[[clusters]]",
+        ),
+    )
+    .unwrap();
+    proxy.sighup();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !proxy
+        .admin_get("/metrics")
+        .text()
+        .contains("ringway_config_reloads_total{result=\"ok\"} 1")
+    {
+        assert!(Instant::now() < deadline, "{}", proxy.stderr_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(ejected_cores(&proxy), (2, 2));
+    for _ in 0..4 {
+        assert_eq!(
+            c.get("/ok", "x").status,
+            200,
+            "only the good endpoint is used"
+        );
+    }
+}

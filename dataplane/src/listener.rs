@@ -41,40 +41,25 @@ fn reject_overloaded(fd: RawFd, protocol: Protocol) {
     }
 }
 
-/// Accepts on `fd` until the task is dropped.
+/// Accepts on `fd` until the worker stops accepting (`Worker::stop_accepting`, on drain):
+/// then the multishot accept is cancelled and every connection it had already accepted is
+/// served, so that none that the kernel completed is dropped. Dropping the task also stops it
+/// (those connections are then closed by the driver).
 pub async fn accept_loop(w: Rc<Worker>, listener: usize, fd: RawFd) {
     let mut acc = Accept::new(w.driver.clone(), fd);
     let mut warned = false;
     loop {
-        match acc.accept().await {
-            Ok(cfd) => {
+        let next = futures_lite::future::or(async { Some(acc.accept().await) }, async {
+            let _ = w.stop_accepting.acquire(1).await;
+            None
+        })
+        .await;
+        match next {
+            Some(Ok(cfd)) => {
                 warned = false;
-                let view = w.view();
-                let Some(l) = view.config.listeners.get(listener) else {
-                    reject_overloaded(cfd, Protocol::Tcp);
-                    continue;
-                };
-                if w.shared.active_connections() >= l.limits.max_connections {
-                    w.metrics.proxy_error(ErrorKind::Overloaded);
-                    reject_overloaded(cfd, l.protocol);
-                    continue;
-                }
-                let info = ConnInfo::of_accepted(cfd, l.interception);
-                let stream = Stream::from_fd(w.driver.clone(), cfd);
-                w.conn_opened();
-                w.metrics.connection_opened(listener);
-                let (protocol, proxied) = (l.protocol, l.proxy_protocol);
-                glommio::spawn_local(connection(
-                    w.clone(),
-                    listener,
-                    stream,
-                    info,
-                    protocol,
-                    proxied,
-                ))
-                .detach();
+                on_accepted(&w, listener, cfd);
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 // EMFILE/ENFILE/ENOMEM: back off instead of spinning; the backlog holds clients.
                 if !warned {
                     tracing::warn!(error = %e, "accept failed; backing off");
@@ -82,8 +67,44 @@ pub async fn accept_loop(w: Rc<Worker>, listener: usize, fd: RawFd) {
                 }
                 sleep(&w.driver, Duration::from_millis(50)).await;
             }
+            None => {
+                let mut last = Vec::new();
+                acc.finish(&mut last).await;
+                for cfd in last {
+                    on_accepted(&w, listener, cfd);
+                }
+                return;
+            }
         }
     }
+}
+
+/// Starts serving the accepted connection `cfd` (or refuses it over `max_connections`).
+fn on_accepted(w: &Rc<Worker>, listener: usize, cfd: RawFd) {
+    let view = w.view();
+    let Some(l) = view.config.listeners.get(listener) else {
+        reject_overloaded(cfd, Protocol::Tcp);
+        return;
+    };
+    if w.shared.active_connections() >= l.limits.max_connections {
+        w.metrics.proxy_error(ErrorKind::Overloaded);
+        reject_overloaded(cfd, l.protocol);
+        return;
+    }
+    let info = ConnInfo::of_accepted(cfd, l.interception);
+    let stream = Stream::from_fd(w.driver.clone(), cfd);
+    w.conn_opened();
+    w.metrics.connection_opened(listener);
+    let (protocol, proxied) = (l.protocol, l.proxy_protocol);
+    glommio::spawn_local(connection(
+        w.clone(),
+        listener,
+        stream,
+        info,
+        protocol,
+        proxied,
+    ))
+    .detach();
 }
 
 /// How a downstream TLS handshake failed, for `ringway_tls_handshakes_total{result}`.

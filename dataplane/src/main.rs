@@ -11,11 +11,11 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use clap::Parser;
 use mimalloc::MiMalloc;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 
 use ringway::cluster::dns;
 use ringway::config::{self, Config};
-use ringway::runtime::{self, Control, Endpoints};
+use ringway::runtime::{self, handover, Control, Endpoints};
 use ringway::telemetry::access_log;
 use ringway::telemetry::prometheus::{CONFIG_RELOADS_OK, CONFIG_RELOADS_REJECTED};
 use ringway::telemetry::security::{TLS_RELOADS_OK, TLS_RELOADS_REJECTED};
@@ -41,7 +41,18 @@ struct Cli {
     /// Validate the configuration, print the problems, exit 0 (valid) or 1 (invalid).
     #[arg(long)]
     check: bool,
+    /// Unix socket where this process hands its listening sockets to a successor started with
+    /// `--upgrade` (hot restart), and where a successor finds it.
+    #[arg(long, value_name = "PATH")]
+    upgrade_socket: Option<PathBuf>,
+    /// Take over the listening sockets of the ringway at `--upgrade-socket`, which then
+    /// drains and exits (hot restart without a refused connection).
+    #[arg(long, requires = "upgrade_socket")]
+    upgrade: bool,
 }
+
+/// Set by the upgrade thread once a successor took over; SIGUSR2 then tells the signal loop.
+static HANDED_OVER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// mimalloc's `mi_option_arena_eager_commit` (v2 option index).
 const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
@@ -134,6 +145,30 @@ fn load_tls(cfg: &Config) -> anyhow::Result<Arc<TlsSet>> {
     })
 }
 
+/// Listens at `path` for a successor (`--upgrade`); once one took over, SIGUSR2 tells the
+/// signal loop to drain.
+fn spawn_upgrade_listener(path: &Path, running: &runtime::Running) -> anyhow::Result<()> {
+    let listener = handover::UpgradeListener::bind(path)?;
+    let sockets = running.handover_sockets();
+    let shared = running.shared.clone();
+    std::thread::Builder::new()
+        .name("ringway-upgrade".into())
+        .spawn(move || {
+            listener.serve(|| {
+                if shared.draining.load(Ordering::Acquire) {
+                    Err("draining".to_string())
+                } else {
+                    Ok(sockets.clone())
+                }
+            });
+            HANDED_OVER.store(true, Ordering::Release);
+            // SAFETY: raise(3) signals this process; it touches no memory of ours.
+            unsafe { libc::raise(libc::SIGUSR2) };
+        })
+        .context("cannot start the upgrade listener thread")?;
+    Ok(())
+}
+
 /// Every access-log file `cfg` names can be opened for append.
 fn check_access_logs(cfg: &Config) -> anyhow::Result<()> {
     for l in &cfg.listeners {
@@ -170,15 +205,36 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let endpoints = resolve_all(&cfg);
     let config_text = Arc::new(Mutex::new(cfg.render_toml()));
     // Signals are handled here; block nothing, the handler thread below reads them.
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
-        .context("cannot install signal handlers")?;
-    let running = runtime::start(
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2])
+            .context("cannot install signal handlers")?;
+    // Hot restart: take the predecessor's sockets before starting (a bad config never gets
+    // this far, so the predecessor keeps serving).
+    let mut takeover = match (&cli.upgrade_socket, cli.upgrade) {
+        (Some(path), true) => Some(handover::take_over(path).context("hot restart")?),
+        _ => None,
+    };
+    let mut no_sockets = handover::Inherited::default();
+    let inherited = takeover
+        .as_mut()
+        .map_or(&mut no_sockets, |t| &mut t.inherited);
+    let running = runtime::start_with(
         cfg.clone(),
         endpoints.clone(),
         workers,
         config_text.clone(),
         tls.clone(),
+        inherited,
     )?;
+    if let Some(t) = takeover {
+        match t.ready() {
+            Ok(()) => tracing::info!("took over the listening sockets; the predecessor drains"),
+            Err(e) => tracing::warn!(error = %e, "the predecessor did not confirm its drain"),
+        }
+    }
+    if let Some(path) = &cli.upgrade_socket {
+        spawn_upgrade_listener(path, &running)?;
+    }
     tracing::info!(
         workers,
         listeners = cfg.listeners.len(),
@@ -196,6 +252,23 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let mut active_cfg = cfg;
     for sig in signals.forever() {
         match sig {
+            SIGUSR2 if HANDED_OVER.load(Ordering::Acquire) => {
+                tracing::info!("a successor serves now; draining");
+                if let Some(r) = refresher {
+                    r.stop();
+                }
+                let left = running.drain(active_cfg.runtime.drain_timeout, false);
+                if left > 0 {
+                    tracing::warn!(
+                        connections = left,
+                        "drain timeout: closing remaining connections"
+                    );
+                }
+                access_log::writer::wait_written(std::time::Duration::from_secs(2));
+                tracing::info!("stopped after handover");
+                return Ok(());
+            }
+            SIGUSR2 => {}
             SIGUSR1 => {
                 access_log::request_reopen();
                 tracing::info!("access logs will be reopened");
@@ -240,7 +313,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 if let Some(r) = refresher {
                     r.stop();
                 }
-                let left = running.drain(active_cfg.runtime.drain_timeout);
+                let left = running.drain(active_cfg.runtime.drain_timeout, true);
                 if left > 0 {
                     tracing::warn!(
                         connections = left,

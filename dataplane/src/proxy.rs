@@ -200,7 +200,9 @@ async fn serve_requests(w: &Rc<Worker>, listener: usize, ds: &mut Downstream) ->
         }
         let ctx = RouteCtx {
             policy: route_cfg.map(|r| &r.policy),
-            state: route_index.and_then(|i| lv.route_states.get(i)),
+            state: route_index
+                .and_then(|i| lv.route_states.get(i))
+                .map(|s| &**s),
             path_prefix: route_cfg.and_then(|r| r.matcher.path_prefix.as_deref()),
         };
         let target_cluster = match target {
@@ -396,7 +398,7 @@ async fn read_head(
     // cancel-safe (the receive lives in the stream, not in the future).
     if ds.inb.is_empty() {
         let idle_deadline = Instant::now() + limits.idle_timeout;
-        if w.draining.get() {
+        if w.closing_idle() {
             return HeadOutcome::Closed;
         }
         // Idle for a whole slice: park (see `park`), which also watches drain and the deadline.

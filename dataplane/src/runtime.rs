@@ -7,6 +7,7 @@
 //! All sockets are bound before any worker starts, so a port in use fails the start.
 
 pub mod control;
+pub mod handover;
 pub mod memory;
 pub mod preflight;
 pub mod worker;
@@ -93,6 +94,8 @@ pub struct Running {
     pub controls: Vec<flume::Sender<Control>>,
     threads: Vec<glommio::ExecutorJoinHandle<()>>,
     admin: Option<std::thread::JoinHandle<()>>,
+    /// Copies of every listening socket (and the admin's), for a successor.
+    handover_fds: Vec<(handover::SocketInfo, RawFd)>,
 }
 
 impl Running {
@@ -104,9 +107,14 @@ impl Running {
     }
 
     /// Graceful drain: stop accepting, wait for connections to finish (bounded), then stop.
-    pub fn drain(self, timeout: Duration) -> usize {
+    /// `close_idle`: close idle keep-alive connections at once (SIGTERM) rather than after
+    /// their next request (a handover to a successor; see `Control::Drain`).
+    pub fn drain(self, timeout: Duration, close_idle: bool) -> usize {
+        self.shared
+            .handed_over
+            .store(!close_idle, Ordering::Release);
         self.shared.draining.store(true, Ordering::Release);
-        self.broadcast(|| Control::Drain);
+        self.broadcast(|| Control::Drain { close_idle });
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline && self.shared.active_connections() > 0 {
             std::thread::sleep(Duration::from_millis(20));
@@ -116,7 +124,16 @@ impl Running {
         left
     }
 
+    /// The listening sockets a successor takes over (descriptors stay owned by `self`).
+    pub fn handover_sockets(&self) -> Vec<(handover::SocketInfo, RawFd)> {
+        self.handover_fds.clone()
+    }
+
     pub fn stop(self) {
+        for (_, fd) in &self.handover_fds {
+            // SAFETY: our own copies (see `dup`), closed once.
+            unsafe { libc::close(*fd) };
+        }
         self.broadcast(|| Control::Stop);
         for t in self.threads {
             let _ = t.join();
@@ -134,33 +151,85 @@ pub fn start(
     config_text: control::ConfigText,
     tls: Arc<crate::tls::TlsSet>,
 ) -> Result<Running, RuntimeError> {
+    start_with(
+        config,
+        endpoints,
+        workers,
+        config_text,
+        tls,
+        &mut handover::Inherited::default(),
+    )
+}
+
+/// As [`start`], serving on sockets inherited from a predecessor where they match a listener
+/// (name and bind) and binding the rest. Inherited sockets beyond one per worker are accepted
+/// on too (a predecessor with more workers), so no accept queue is left unserved.
+pub fn start_with(
+    config: Arc<Config>,
+    endpoints: Endpoints,
+    workers: usize,
+    config_text: control::ConfigText,
+    tls: Arc<crate::tls::TlsSet>,
+    inherited: &mut handover::Inherited,
+) -> Result<Running, RuntimeError> {
     preflight::check_memlock(workers)?;
-    // Bind every listener once per worker up front: a port in use fails here.
-    let mut fds: Vec<Vec<RawFd>> = Vec::with_capacity(workers);
-    for _ in 0..workers {
-        let mut per = Vec::new();
-        for l in &config.listeners {
-            let fd = bind_listener_for(l).map_err(|source| RuntimeError::Bind {
-                what: "listener",
-                addr: l.bind,
-                source,
-            })?;
-            per.push(fd);
-        }
-        fds.push(per);
-    }
-    let admin_listener = match &config.admin {
-        Some(a) => {
-            Some(
-                std::net::TcpListener::bind(a.bind).map_err(|source| RuntimeError::Bind {
-                    what: "admin",
-                    addr: a.bind,
+    // One socket per (worker, listener), bound up front (a port in use fails here) unless
+    // inherited.
+    let mut fds: Vec<Vec<(usize, RawFd)>> = vec![Vec::new(); workers];
+    for (li, l) in config.listeners.iter().enumerate() {
+        let mut taken = inherited.take_listener(&l.name, l.bind).into_iter();
+        for per in fds.iter_mut() {
+            let fd = match taken.next() {
+                Some(fd) => fd,
+                None => bind_listener_for(l).map_err(|source| RuntimeError::Bind {
+                    what: "listener",
+                    addr: l.bind,
                     source,
                 })?,
-            )
+            };
+            per.push((li, fd));
         }
+        for (i, fd) in taken.enumerate() {
+            fds[i % workers].push((li, fd));
+        }
+    }
+    // Copies kept for a later handover to a successor (the workers close theirs on drain).
+    let mut handover_fds = Vec::new();
+    for per in &fds {
+        for &(li, fd) in per {
+            let l = &config.listeners[li];
+            handover_fds.push((
+                handover::SocketInfo {
+                    listener: Some(l.name.clone()),
+                    bind: l.bind,
+                },
+                dup(fd)?,
+            ));
+        }
+    }
+    let admin_listener = match &config.admin {
+        Some(a) => Some(match inherited.take_admin(a.bind) {
+            // SAFETY: an inherited descriptor is a listening TCP socket we own alone.
+            Some(fd) => unsafe {
+                <std::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd)
+            },
+            None => std::net::TcpListener::bind(a.bind).map_err(|source| RuntimeError::Bind {
+                what: "admin",
+                addr: a.bind,
+                source,
+            })?,
+        }),
         None => None,
     };
+    if let (Some(l), Some(a)) = (&admin_listener, &config.admin) {
+        handover_fds.push((
+            handover::SocketInfo {
+                listener: None,
+                bind: a.bind,
+            },
+            dup(std::os::fd::AsRawFd::as_raw_fd(l))?,
+        ));
+    }
     let shared = Arc::new(Shared::new(workers));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (fail_tx, fail_rx) = flume::unbounded::<(usize, String)>();
@@ -234,5 +303,19 @@ pub fn start(
         controls,
         threads,
         admin,
+        handover_fds,
     })
+}
+
+/// A close-on-exec copy of `fd`.
+fn dup(fd: RawFd) -> Result<RawFd, RuntimeError> {
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a descriptor we hold; it touches no memory.
+    let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if copy < 0 {
+        return Err(RuntimeError::Executor(format!(
+            "cannot duplicate a listening socket: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(copy)
 }

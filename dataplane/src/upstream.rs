@@ -55,7 +55,7 @@ impl<'a> Cluster<'a> {
         Some(Cluster {
             index,
             config: view.config.clusters.get(index)?,
-            state: view.clusters.get(index)?,
+            state: view.clusters.get(index)?.as_ref(),
             transport: *view.transports.get(index)?,
         })
     }
@@ -163,9 +163,19 @@ impl Endpoint<'_> {
     /// How the try went, for outlier detection (an ejection is counted).
     pub fn record(&self, w: &Worker, outcome: Outcome) {
         let Some(p) = &self.pick else { return };
-        if self.cluster.state.record(p.index, outcome) {
+        if let Some(until) = self.cluster.state.record(p.index, outcome) {
             w.metrics
                 .policy_event(Some(self.cluster.index), PolicyEvent::OutlierEjection);
+            // Every core stops sending to it, not just the one that saw it fail.
+            for (i, peer) in w.peers.iter().enumerate() {
+                if i != w.id {
+                    let _ = peer.send(crate::worker::Control::Ejected {
+                        cluster: self.cluster.config.name.clone(),
+                        addr: p.addr,
+                        until,
+                    });
+                }
+            }
         }
     }
 }

@@ -46,6 +46,10 @@ pub struct Worker {
     pub pools: RefCell<Pools>,
     pub rng: RefCell<FastRng>,
     pub draining: Cell<bool>,
+    /// While draining: close idle keep-alive connections at once (see `Control::Drain`).
+    pub close_idle: Cell<bool>,
+    /// Closed on drain: the accept loops stop (serving what they already accepted).
+    pub stop_accepting: glommio::sync::Semaphore,
     pub active: Cell<usize>,
     pub request_seq: Cell<u64>,
     /// Per-process random prefix of generated request ids.
@@ -93,6 +97,8 @@ impl Worker {
             pools: RefCell::new(Pools::default()),
             rng: RefCell::new(FastRng::new(seed)),
             draining: Cell::new(false),
+            close_idle: Cell::new(true),
+            stop_accepting: glommio::sync::Semaphore::new(0),
             active: Cell::new(0),
             request_seq: Cell::new(0),
             id_prefix: (seed >> 16) as u32,
@@ -128,9 +134,14 @@ impl Worker {
     }
 
     /// Installs `new`, carrying over what a reload keeps (see [`View::inherit`]).
-    pub fn swap_view(&self, new: View) {
+    pub fn swap_view(&self, mut new: View) {
         new.inherit(&self.view());
         *self.view.borrow_mut() = Rc::new(new);
+    }
+
+    /// Draining, and idle connections are to close now rather than after one more request.
+    pub fn closing_idle(&self) -> bool {
+        self.draining.get() && self.close_idle.get()
     }
 
     pub fn conn_opened(&self) {

@@ -199,6 +199,41 @@ impl OutlierDetector {
         true
     }
 
+    /// Until when endpoint `idx` is ejected (as of the last check), if it is.
+    pub fn ejected_until(&self, idx: usize) -> Option<Instant> {
+        match self.unavailable.get(idx) {
+            Some(true) => self.endpoints.get(idx).and_then(|e| e.until),
+            _ => None,
+        }
+    }
+
+    /// Another core ejected endpoint `idx` until `until`: take it out here too (within
+    /// `max_ejection_percent`; not counted as this core's ejection). False if it could not.
+    pub fn eject_from_peer(&mut self, idx: usize, until: Instant) -> bool {
+        if self.unavailable.get(idx).copied().unwrap_or(true) {
+            // Already ejected here (or unknown): keep the later end.
+            if let Some(ep) = self.endpoints.get_mut(idx) {
+                ep.until = ep.until.max(Some(until));
+            }
+            return false;
+        }
+        let n = self.endpoints.len();
+        let max = n.saturating_mul(self.cfg.max_ejection_percent.min(100) as usize) / 100;
+        if self.ejected >= max {
+            return false;
+        }
+        let Some(ep) = self.endpoints.get_mut(idx) else {
+            return false;
+        };
+        ep.until = Some(until);
+        ep.consecutive_5xx = 0;
+        ep.consecutive_gateway = 0;
+        self.unavailable[idx] = true;
+        self.ejected += 1;
+        self.next_expiry = Some(self.next_expiry.map_or(until, |e| e.min(until)));
+        true
+    }
+
     /// The ejection mask at `now` (expired ejections are lifted first), indexed like the
     /// endpoints; usable as `PickContext::unavailable`.
     #[inline]

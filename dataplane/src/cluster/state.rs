@@ -132,20 +132,27 @@ impl ClusterState {
             .on_request_end_in(p.index, p.generation);
     }
 
-    /// Feeds the outlier detector; true when this outcome ejected the endpoint.
-    pub fn record(&self, index: usize, outcome: Outcome) -> bool {
+    /// Another core ejected the endpoint at `addr` until `until`: eject it here too.
+    pub fn eject_from_peer(&self, addr: SocketAddr, until: Instant) {
+        if let (Some(o), Some(i)) = (
+            &self.outlier,
+            self.endpoints.iter().position(|a| *a == addr),
+        ) {
+            o.borrow_mut().eject_from_peer(i, until);
+        }
+    }
+
+    /// Feeds the outlier detector; `Some(until)` when this outcome ejected the endpoint.
+    pub fn record(&self, index: usize, outcome: Outcome) -> Option<Instant> {
         if outcome != Outcome::Success {
             if let Some(c) = self.counts.borrow_mut().get_mut(index) {
                 c.1 += 1;
             }
         }
-        match &self.outlier {
-            Some(o) => o
-                .borrow_mut()
-                .record(index, outcome, Instant::now())
-                .is_some(),
-            None => false,
-        }
+        let o = self.outlier.as_ref()?;
+        let mut o = o.borrow_mut();
+        o.record(index, outcome, Instant::now())?;
+        o.ejected_until(index)
     }
 
     /// This core's view of every endpoint; `idle(addr)` counts its pooled connections.

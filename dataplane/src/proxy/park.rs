@@ -5,7 +5,8 @@
 //! parked: no task, no receive operation, no receive buffer stay in memory, only the lot's
 //! entry. One task per worker ([`run`]) consumes the readiness notifications: a readable
 //! stream (a new request, or the peer's close) gets a full connection task again; a stream
-//! whose deadline passed, or every stream when the worker drains, has its notification
+//! whose deadline passed, or every stream when the worker drains (unless it hands over to a
+//! successor: then idle streams wait for their next request, answered with a close), has its notification
 //! cancelled and is closed when the cancel completes. Deadlines and drain are checked once
 //! per [`SWEEP_EVERY`].
 
@@ -27,7 +28,7 @@ pub async fn run(w: Rc<Worker>) {
         let _ = timeout(&w.driver, wait, w.driver.take_notified(&mut ready)).await;
         for (token, res) in ready.drain(..) {
             let Some(p) = w.lot.take(token) else { continue };
-            if p.closing || res < 0 || w.draining.get() {
+            if p.closing || res < 0 || w.closing_idle() {
                 drop(p.stream);
                 w.metrics.connection_closed(p.listener);
                 w.conn_closed();
@@ -39,7 +40,7 @@ pub async fn run(w: Rc<Worker>) {
         let now = Instant::now();
         if now.duration_since(last_sweep) >= SWEEP_EVERY {
             last_sweep = now;
-            w.lot.sweep(now, w.draining.get());
+            w.lot.sweep(now, w.closing_idle());
         }
     }
 }

@@ -29,9 +29,15 @@ impl AdminState for RuntimeAdmin {
     }
 
     fn draining(&self) -> bool {
+        // After a handover the admin socket is shared with the successor, which serves: the
+        // address stays ready.
         self.shared
             .draining
             .load(std::sync::atomic::Ordering::Acquire)
+            && !self
+                .shared
+                .handed_over
+                .load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn metrics(&self) -> MetricsFuture<'_> {

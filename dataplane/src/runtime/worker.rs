@@ -39,10 +39,12 @@ pub struct Serving {
 }
 
 /// Runs worker `id` until told to stop. Errors are reported to the starter as text.
+/// `listener_fds` are (listener index, listening socket): one per listener, and more after a
+/// hot restart from a predecessor that ran more workers.
 pub async fn run(
     id: usize,
     serving: Serving,
-    listener_fds: Vec<RawFd>,
+    listener_fds: Vec<(usize, RawFd)>,
     shared: Arc<Shared>,
     control: flume::Receiver<Control>,
     peers: Vec<flume::Sender<Control>>,
@@ -77,11 +79,11 @@ pub async fn run(
         glommio::spawn_local(crate::upstream::health::run_checker(w.clone())).detach();
     }
     let mut accepts = Vec::new();
-    for (i, fd) in listener_fds.iter().enumerate() {
+    for &(i, fd) in &listener_fds {
         accepts.push(glommio::spawn_local(crate::listener::accept_loop(
             w.clone(),
             i,
-            *fd,
+            fd,
         )));
     }
     // Expire idle upstream connections even when no request comes to do it.
@@ -137,17 +139,32 @@ pub async fn run(
                 w.swap_view(View::new(cfg, &eps, seed(id), w.workers));
                 retain_known_endpoints(&w, &eps);
             }
+            Control::Ejected {
+                cluster,
+                addr,
+                until,
+            } => {
+                if let Some((_, c)) = w.view().cluster_named(&cluster) {
+                    c.eject_from_peer(addr, until);
+                }
+            }
             Control::Health { cluster, unhealthy } => {
                 if let Some((_, c)) = w.view().cluster_named(&cluster) {
                     c.set_unhealthy(&unhealthy);
                 }
             }
-            Control::Drain => {
+            Control::Drain { close_idle } => {
+                w.close_idle.set(close_idle);
                 w.draining.set(true);
-                accepts.clear(); // cancels the accept loops
-                for fd in &listener_fds {
+                // The accept loops end after serving what they had accepted.
+                w.stop_accepting.close();
+                for task in accepts.drain(..) {
+                    task.await;
+                }
+                for (_, fd) in &listener_fds {
                     // SAFETY: the listener descriptors are owned by this worker; the accept
-                    // operations on them were cancelled above.
+                    // operations on them were cancelled above. After a handover the socket
+                    // lives on in the successor, which holds its own descriptor.
                     unsafe { libc::close(*fd) };
                 }
                 w.pools.borrow_mut().clear();

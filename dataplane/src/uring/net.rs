@@ -514,6 +514,23 @@ impl Accept {
     }
 }
 
+impl Accept {
+    /// Stops accepting: cancels the multishot accept and waits for its end, appending to `out`
+    /// every connection it accepted before the cancel took effect (the caller serves or closes
+    /// them). `accept` must not be called afterwards.
+    pub async fn finish(&mut self, out: &mut Vec<RawFd>) {
+        if let Some(op) = self.op.as_mut() {
+            op.stop().await;
+            while let Some((res, _)) = op.next().await {
+                if res >= 0 {
+                    out.push(res);
+                }
+            }
+        }
+        self.op = None;
+    }
+}
+
 /// Opens a TCP connection to `addr` (TCP_NODELAY set).
 pub async fn connect(driver: &Rc<Driver>, addr: SocketAddr) -> io::Result<Socket> {
     let domain = socket2::Domain::for_address(addr);

@@ -23,6 +23,8 @@ pub struct Shared {
     pub workers: usize,
     pub ready_workers: AtomicUsize,
     pub draining: AtomicBool,
+    /// The listening sockets were handed to a successor (see `runtime::handover`).
+    pub handed_over: AtomicBool,
     /// Open downstream connections per worker (written once per connection, not per request).
     pub active: Vec<AtomicUsize>,
     pub stopped_workers: AtomicUsize,
@@ -37,6 +39,7 @@ impl Shared {
             workers,
             ready_workers: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
+            handed_over: AtomicBool::new(false),
             active: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
             stopped_workers: AtomicUsize::new(0),
             own_connections: Arc::default(),
@@ -73,7 +76,19 @@ pub enum Control {
         unhealthy: Vec<SocketAddr>,
     },
     /// Stop accepting; close idle keep-alive connections; finish in-flight requests.
-    Drain,
+    Drain {
+        /// Close idle keep-alive connections at once (SIGTERM); `false` after a handover to a
+        /// successor: each idle connection is closed only after answering its next request
+        /// with `connection: close` (or at its idle deadline / the drain timeout), so that no
+        /// client sees a request it just sent meet a close.
+        close_idle: bool,
+    },
+    /// Another core's outlier detection ejected `addr` of `cluster` until `until`.
+    Ejected {
+        cluster: String,
+        addr: SocketAddr,
+        until: std::time::Instant,
+    },
     /// Exit now.
     Stop,
 }

@@ -26,8 +26,9 @@ use crate::tls::WorkerTls;
 pub struct View {
     pub config: Arc<Config>,
     pub listeners: Vec<ListenerView>,
-    /// Indexed like `Config::clusters`.
-    pub clusters: Vec<ClusterState>,
+    /// Indexed like `Config::clusters`. Shared with the previous view when a reload left the
+    /// cluster unchanged (its balancer, breaker, outlier and endpoint counts carry on).
+    pub clusters: Vec<Rc<ClusterState>>,
     /// The pool key part of each cluster's connections (its TLS settings), likewise.
     pub transports: Vec<TransportId>,
     /// This core's TLS configs for `config` (replaced on certificate rotation without
@@ -46,8 +47,10 @@ static GENERATION: AtomicU16 = AtomicU16::new(0);
 pub struct ListenerView {
     pub routes: RouteTable,
     pub head_limits: HeadLimits,
-    /// Per-core policy state of each route, indexed like `ListenerConfig::routes`.
-    pub route_states: Vec<RefCell<RouteState>>,
+    /// Per-core policy state of each route, indexed like `ListenerConfig::routes`; shared
+    /// with the previous view when a reload left the route unchanged (rate-limit buckets,
+    /// retry budgets carry on).
+    pub route_states: Vec<Rc<RefCell<RouteState>>>,
     /// The `rule` label of a denial by the listener's rules that no single rule made
     /// (`<listener>.authz`), and likewise per route (`<listener>.routes[j].authz`).
     pub authz_name: Box<str>,
@@ -81,7 +84,7 @@ impl View {
                 route_states: l
                     .routes
                     .iter()
-                    .map(|r| RefCell::new(RouteState::new(&r.policy, workers, now)))
+                    .map(|r| Rc::new(RefCell::new(RouteState::new(&r.policy, workers, now))))
                     .collect(),
                 authz_name: format!("{}.authz", l.name).into(),
                 route_authz_names: (0..l.routes.len())
@@ -95,7 +98,7 @@ impl View {
             .enumerate()
             .map(|(i, c)| {
                 let eps = endpoints.get(i).cloned().unwrap_or_default();
-                ClusterState::new(c, eps, seed ^ (i as u64) << 32, workers)
+                Rc::new(ClusterState::new(c, eps, seed ^ (i as u64) << 32, workers))
             })
             .collect();
         let transports = config
@@ -125,10 +128,12 @@ impl View {
         }
     }
 
-    /// Carries over from `old` what a reload keeps: health results of endpoints that are
-    /// still in a cluster of the same name.
+    /// Carries over from `old` what a reload keeps: the whole state of every cluster whose
+    /// config and endpoints did not change (balancer, breaker, outlier ejections, counts), and
+    /// of every route whose config did not change (rate limits, retry budgets); health results
+    /// of endpoints still in a changed cluster of the same name.
     /// With the same configuration (an endpoint refresh) the TLS configs are kept too.
-    pub fn inherit(&self, old: &View) {
+    pub fn inherit(&mut self, old: &View) {
         if Arc::ptr_eq(&self.config, &old.config) {
             *self.tls.borrow_mut() = old.tls.borrow().clone();
         }
@@ -136,7 +141,26 @@ impl View {
             let Some(oi) = old.config.clusters.iter().position(|o| o.name == c.name) else {
                 continue;
             };
-            self.clusters[ci].inherit_health(&old.clusters[oi]);
+            let same = old.config.clusters[oi] == *c
+                && old.clusters[oi].endpoints == self.clusters[ci].endpoints;
+            if same {
+                self.clusters[ci] = old.clusters[oi].clone();
+            } else {
+                self.clusters[ci].inherit_health(&old.clusters[oi]);
+            }
+        }
+        for (li, l) in self.config.listeners.iter().enumerate() {
+            let Some(oi) = old.config.listeners.iter().position(|o| o.name == l.name) else {
+                continue;
+            };
+            let old_routes = &old.config.listeners[oi].routes;
+            for (ri, r) in l.routes.iter().enumerate() {
+                if old_routes.get(ri) == Some(r) {
+                    if let Some(state) = old.listeners[oi].route_states.get(ri) {
+                        self.listeners[li].route_states[ri] = state.clone();
+                    }
+                }
+            }
         }
     }
 
