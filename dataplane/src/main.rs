@@ -225,6 +225,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         config_text.clone(),
         tls.clone(),
         inherited,
+        cli.upgrade_socket.is_some(),
     )?;
     if let Some(t) = takeover {
         match t.ready() {

@@ -109,7 +109,10 @@ impl Running {
     /// Graceful drain: stop accepting, wait for connections to finish (bounded), then stop.
     /// `close_idle`: close idle keep-alive connections at once (SIGTERM) rather than after
     /// their next request (a handover to a successor; see `Control::Drain`).
-    pub fn drain(self, timeout: Duration, close_idle: bool) -> usize {
+    pub fn drain(mut self, timeout: Duration, close_idle: bool) -> usize {
+        // Our handover copies go first, so that the sockets close with the workers' (SIGTERM)
+        // or live on only in the successor (handover).
+        self.close_handover_copies();
         self.shared
             .handed_over
             .store(!close_idle, Ordering::Release);
@@ -129,11 +132,15 @@ impl Running {
         self.handover_fds.clone()
     }
 
-    pub fn stop(self) {
-        for (_, fd) in &self.handover_fds {
-            // SAFETY: our own copies (see `dup`), closed once.
-            unsafe { libc::close(*fd) };
+    fn close_handover_copies(&mut self) {
+        for (_, fd) in self.handover_fds.drain(..) {
+            // SAFETY: our own copies (see `dup`), closed once (drained from the list).
+            unsafe { libc::close(fd) };
         }
+    }
+
+    pub fn stop(mut self) {
+        self.close_handover_copies();
         self.broadcast(|| Control::Stop);
         for t in self.threads {
             let _ = t.join();
@@ -158,12 +165,15 @@ pub fn start(
         config_text,
         tls,
         &mut handover::Inherited::default(),
+        false,
     )
 }
 
 /// As [`start`], serving on sockets inherited from a predecessor where they match a listener
 /// (name and bind) and binding the rest. Inherited sockets beyond one per worker are accepted
-/// on too (a predecessor with more workers), so no accept queue is left unserved.
+/// on too (a predecessor with more workers), so no accept queue is left unserved. With
+/// `handover`, copies of the listening sockets are kept for a successor
+/// ([`Running::handover_sockets`]) until the drain begins.
 pub fn start_with(
     config: Arc<Config>,
     endpoints: Endpoints,
@@ -171,6 +181,7 @@ pub fn start_with(
     config_text: control::ConfigText,
     tls: Arc<crate::tls::TlsSet>,
     inherited: &mut handover::Inherited,
+    handover: bool,
 ) -> Result<Running, RuntimeError> {
     preflight::check_memlock(workers)?;
     // One socket per (worker, listener), bound up front (a port in use fails here) unless
@@ -195,7 +206,7 @@ pub fn start_with(
     }
     // Copies kept for a later handover to a successor (the workers close theirs on drain).
     let mut handover_fds = Vec::new();
-    for per in &fds {
+    for per in fds.iter().filter(|_| handover) {
         for &(li, fd) in per {
             let l = &config.listeners[li];
             handover_fds.push((
@@ -221,7 +232,7 @@ pub fn start_with(
         }),
         None => None,
     };
-    if let (Some(l), Some(a)) = (&admin_listener, &config.admin) {
+    if let (Some(l), Some(a), true) = (&admin_listener, &config.admin, handover) {
         handover_fds.push((
             handover::SocketInfo {
                 listener: None,
