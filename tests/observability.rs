@@ -589,6 +589,41 @@ unhealthy_threshold = 1
         .contains("ringway_requests_total{"));
     assert_eq!(proxy.admin_get("/stats?format=yaml").status, 400);
 
+    // Every ringway_* family the shipped Grafana dashboard queries is one the proxy exports
+    // (the TLS, authorization and access-log ones appear once such traffic exists).
+    let metrics = proxy.admin_get("/metrics").text();
+    let grafana = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/grafana-ringway.json"),
+    )
+    .unwrap();
+    let _: serde_json::Value = serde_json::from_str(&grafana).expect("dashboard JSON");
+    let needs_tls_or_logs = [
+        "ringway_tls_",
+        "ringway_upstream_tls_",
+        "ringway_authz_",
+        "ringway_certificate_",
+        "ringway_access_log_",
+    ];
+    let mut checked = 0;
+    for (i, _) in grafana.match_indices("ringway_") {
+        let name: String = grafana[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let family = name.strip_suffix("_bucket").unwrap_or(&name);
+        if name.starts_with("ringway_dataplane")
+            || needs_tls_or_logs.iter().any(|p| family.starts_with(p))
+        {
+            continue;
+        }
+        checked += 1;
+        assert!(
+            metrics.contains(&format!("# TYPE {family} ")),
+            "dashboard queries {family}, not exported"
+        );
+    }
+    assert!(checked >= 10, "{checked}");
+
     let dash = proxy.admin_get("/");
     assert!(dash.header("content-type").unwrap().contains("text/html"));
     assert!(dash.text().contains("/stats?format=json") && !dash.text().contains("http://"));

@@ -81,7 +81,8 @@ pub fn stats_text(prometheus: &str) -> String {
     out
 }
 
-/// `/stats?format=json`: `{"stats":[{"name":..,"labels":{..},"value":..}]}`.
+/// `/stats?format=json`: `{"time_ms":..,"stats":[{"name":..,"labels":{..},"value":..}]}`
+/// (`time_ms`: the admin's clock at the scrape, so rates need no client clock).
 pub fn stats_json(prometheus: &str) -> String {
     let stats: Vec<Value> = prometheus
         .lines()
@@ -101,7 +102,10 @@ pub fn stats_json(prometheus: &str) -> String {
             json!({"name": s.name, "labels": labels, "value": value})
         })
         .collect();
-    json!({ "stats": stats }).to_string()
+    let time_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    json!({ "time_ms": time_ms, "stats": stats }).to_string()
 }
 
 /// `/clusters?format=json`: merged, then by core.
