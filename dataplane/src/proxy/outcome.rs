@@ -22,7 +22,11 @@ use super::downstream::Downstream;
 /// A request head is complete: note its start, give it an id (if it has none) and its trace
 /// context, and copy what its access-log line needs (if it is sampled in).
 pub fn begin(w: &Worker, view: &View, listener: usize, ds: &mut Downstream) {
-    ds.req.started = Instant::now();
+    let log = view.access_logs.get(listener).and_then(Option::as_ref);
+    // The start time is read only when something will use it.
+    if view.istio.is_some() || log.is_some() {
+        ds.req.started = Instant::now();
+    }
     if ds.head.request_id.is_none() {
         ds.req.id_len = w.next_request_id(&mut ds.req.id);
     }
@@ -33,7 +37,7 @@ pub fn begin(w: &Worker, view: &View, listener: usize, ds: &mut Downstream) {
         &mut w.rng.borrow_mut(),
     );
     ds.req.capture.active = false;
-    if let Some(Some(log)) = view.access_logs.get(listener) {
+    if let Some(log) = log {
         if sampled(w, log.sample.0) {
             let buf = ds.inb.bytes();
             let id = match ds.head.request_id {

@@ -115,18 +115,34 @@ pub fn of_request(
     if mode == TraceContext::Off {
         return None;
     }
-    let w3c = head.header(buf, TRACEPARENT).map(parse_traceparent);
-    let b3_trace = head
-        .header(buf, B3_TRACE)
+    // One pass over the fields (names compared only when the length fits).
+    let (mut tp, mut b3t, mut b3s, mut b3x): (
+        Option<&[u8]>,
+        Option<&[u8]>,
+        Option<&[u8]>,
+        Option<&[u8]>,
+    ) = (None, None, None, None);
+    for f in &head.headers {
+        let name = f.name.get(buf);
+        let slot = match name.len() {
+            11 if name.eq_ignore_ascii_case(TRACEPARENT.as_bytes()) => &mut tp,
+            11 if name.eq_ignore_ascii_case(B3_SPAN.as_bytes()) => &mut b3s,
+            12 if name.eq_ignore_ascii_case(B3_TRACE.as_bytes()) => &mut b3t,
+            12 if name.eq_ignore_ascii_case(B3_SAMPLED.as_bytes()) => &mut b3x,
+            _ => continue,
+        };
+        if slot.is_none() {
+            *slot = Some(f.value.get(buf));
+        }
+    }
+    let w3c = tp.map(parse_traceparent);
+    let b3_trace = b3t
         .map(<[u8]>::trim_ascii)
         .filter(|t| (t.len() == 16 || t.len() == 32) && is_hex(t) && !all_zero(t));
-    let b3_span = head
-        .header(buf, B3_SPAN)
+    let b3_span = b3s
         .map(<[u8]>::trim_ascii)
         .filter(|s| s.len() == 16 && is_hex(s));
-    let b3_sampled = head
-        .header(buf, B3_SAMPLED)
-        .map(|s| matches!(s.trim_ascii(), b"1" | b"true"));
+    let b3_sampled = b3x.map(|s| matches!(s.trim_ascii(), b"1" | b"true"));
     let mut t = Trace {
         trace_id: [b'0'; 32],
         span_id: hex_id(rng),

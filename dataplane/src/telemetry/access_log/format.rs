@@ -241,21 +241,39 @@ fn write_field(f: Field, e: &Entry<'_>, out: &mut Vec<u8>) {
             Ok(())
         }
         Field::Protocol => write!(out, "{}", e.protocol),
-        Field::ResponseCode => write!(out, "{}", e.status),
+        Field::ResponseCode => {
+            write_u64(out, u64::from(e.status));
+            Ok(())
+        }
         Field::ResponseFlags => write!(out, "{}", e.flags),
-        Field::BytesReceived => write!(out, "{}", e.bytes_received),
-        Field::BytesSent => write!(out, "{}", e.bytes_sent),
-        Field::Duration => write!(out, "{}", e.duration_us / 1000),
+        Field::BytesReceived => {
+            write_u64(out, e.bytes_received);
+            Ok(())
+        }
+        Field::BytesSent => {
+            write_u64(out, e.bytes_sent);
+            Ok(())
+        }
+        Field::Duration => {
+            write_u64(out, e.duration_us / 1000);
+            Ok(())
+        }
         Field::UpstreamServiceTime => match e.upstream_us {
             Some(us) => write!(out, "{}", us / 1000),
             None => write!(out, "-"),
         },
-        Field::UpstreamHost => match e.upstream_host {
-            Some(a) => write!(out, "{a}"),
-            None => write!(out, "-"),
-        },
+        Field::UpstreamHost => {
+            match e.upstream_host {
+                Some(a) => write_addr(out, a),
+                None => out.push(b'-'),
+            }
+            Ok(())
+        }
         Field::UpstreamCluster => write!(out, "{}", e.cluster.unwrap_or("-")),
-        Field::DownstreamRemoteAddress => write!(out, "{}", e.downstream),
+        Field::DownstreamRemoteAddress => {
+            write_addr(out, e.downstream);
+            Ok(())
+        }
         Field::DownstreamPeerUriSan => write!(out, "{}", e.peer.unwrap_or("-")),
         Field::TraceId => {
             if e.trace_id.is_empty() {
@@ -279,33 +297,33 @@ pub fn write_json(e: &Entry<'_>, out: &mut Vec<u8>) {
     json_str(out, "path", h(1));
     json_str(out, "authority", h(2));
     json_str(out, "protocol", Some(e.protocol.as_bytes()));
-    let _ = write!(out, ",\"response_code\":{}", e.status);
+    out.extend_from_slice(b",\"response_code\":");
+    write_u64(out, u64::from(e.status));
     json_str(out, "response_flags", Some(e.flags.as_bytes()));
-    let _ = write!(
-        out,
-        ",\"bytes_received\":{},\"bytes_sent\":{},\"duration_ms\":{:.3}",
-        e.bytes_received,
-        e.bytes_sent,
-        e.duration_us as f64 / 1000.0
-    );
+    out.extend_from_slice(b",\"bytes_received\":");
+    write_u64(out, e.bytes_received);
+    out.extend_from_slice(b",\"bytes_sent\":");
+    write_u64(out, e.bytes_sent);
+    out.extend_from_slice(b",\"duration_ms\":");
+    write_ms3(out, e.duration_us);
+    out.extend_from_slice(b",\"upstream_service_time_ms\":");
     match e.upstream_us {
-        Some(us) => {
-            let _ = write!(
-                out,
-                ",\"upstream_service_time_ms\":{:.3}",
-                us as f64 / 1000.0
-            );
-        }
-        None => out.extend_from_slice(b",\"upstream_service_time_ms\":null"),
+        Some(us) => write_ms3(out, us),
+        None => out.extend_from_slice(b"null"),
     }
+    out.extend_from_slice(b",\"upstream_host\":");
     match e.upstream_host {
         Some(a) => {
-            let _ = write!(out, ",\"upstream_host\":\"{a}\"");
+            out.push(b'"');
+            write_addr(out, a);
+            out.push(b'"');
         }
-        None => out.extend_from_slice(b",\"upstream_host\":null"),
+        None => out.extend_from_slice(b"null"),
     }
     json_str(out, "upstream_cluster", e.cluster.map(str::as_bytes));
-    let _ = write!(out, ",\"downstream_remote_address\":\"{}\"", e.downstream);
+    out.extend_from_slice(b",\"downstream_remote_address\":\"");
+    write_addr(out, e.downstream);
+    out.push(b'"');
     json_str(out, "downstream_peer_identity", e.peer.map(str::as_bytes));
     json_str(out, "request_id", h(3));
     json_str(out, "trace_id", Some(e.trace_id).filter(|t| !t.is_empty()));
@@ -313,6 +331,52 @@ pub fn write_json(e: &Entry<'_>, out: &mut Vec<u8>) {
     json_str(out, "x_forwarded_for", h(5));
     json_str(out, "listener", Some(e.listener.as_bytes()));
     out.extend_from_slice(b"}\n");
+}
+
+/// Decimal digits of `n` (no `core::fmt` on the per-request path).
+pub fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// `us` as milliseconds with three decimals (`2.345`).
+fn write_ms3(out: &mut Vec<u8>, us: u64) {
+    write_u64(out, us / 1000);
+    let frac = us % 1000;
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (frac / 100) as u8,
+        b'0' + (frac / 10 % 10) as u8,
+        b'0' + (frac % 10) as u8,
+    ]);
+}
+
+/// `a.b.c.d:port` without `core::fmt` for IPv4; IPv6 through `Display`.
+fn write_addr(out: &mut Vec<u8>, a: SocketAddr) {
+    match a {
+        SocketAddr::V4(v4) => {
+            for (i, o) in v4.ip().octets().iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                write_u64(out, u64::from(*o));
+            }
+            out.push(b':');
+            write_u64(out, u64::from(v4.port()));
+        }
+        SocketAddr::V6(_) => {
+            let _ = write!(out, "{a}");
+        }
+    }
 }
 
 /// `,"key":"value"` with JSON escaping, or `,"key":null`.
@@ -325,6 +389,15 @@ fn json_str(out: &mut Vec<u8>, key: &str, v: Option<&[u8]>) {
         return;
     };
     out.push(b'"');
+    // Fast path: nothing to escape (the usual header value).
+    if !v
+        .iter()
+        .any(|&b| b == b'"' || b == b'\\' || b < 0x20 || b >= 0x7f)
+    {
+        out.extend_from_slice(v);
+        out.push(b'"');
+        return;
+    }
     for &b in v {
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
@@ -343,20 +416,44 @@ fn json_str(out: &mut Vec<u8>, key: &str, v: Option<&[u8]>) {
     out.push(b'"');
 }
 
-/// `2026-12-04T22:43:46.123Z` for `us` µs since the epoch (UTC, millisecond precision).
+/// `2026-12-04T22:43:46.123Z` for `us` µs since the epoch (UTC, millisecond precision). The
+/// text up to the seconds is cached per thread (one calendar conversion per second).
 pub fn write_rfc3339(us: u64, out: &mut Vec<u8>) {
+    thread_local! {
+        static LAST: std::cell::Cell<(u64, [u8; 20])> = const { std::cell::Cell::new((u64::MAX, [0; 20])) };
+    }
     let secs = us / 1_000_000;
     let ms = (us / 1000) % 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    );
+    let (cached, mut prefix) = LAST.with(|c| c.get());
+    if cached != secs {
+        let days = (secs / 86_400) as i64;
+        let rem = secs % 86_400;
+        let (y, m, d) = civil_from_days(days);
+        let mut tmp = Vec::with_capacity(20);
+        let _ = write!(
+            tmp,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.",
+            rem / 3600,
+            (rem / 60) % 60,
+            rem % 60
+        );
+        if tmp.len() == 20 {
+            prefix.copy_from_slice(&tmp);
+            LAST.with(|c| c.set((secs, prefix)));
+        } else {
+            // A year outside 0000..=9999: no cache, written as is.
+            out.extend_from_slice(&tmp);
+            let _ = write!(out, "{ms:03}Z");
+            return;
+        }
+    }
+    out.extend_from_slice(&prefix);
+    out.extend_from_slice(&[
+        b'0' + (ms / 100) as u8,
+        b'0' + (ms / 10 % 10) as u8,
+        b'0' + (ms % 10) as u8,
+        b'Z',
+    ]);
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar

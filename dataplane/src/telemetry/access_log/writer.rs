@@ -1,7 +1,7 @@
 //! The access-log writer thread and the per-core buffers that feed it.
 //!
-//! A core formats lines into its own [`CoreLog`] buffer (one per sink). A full-enough buffer,
-//! or one older than [`FLUSH_EVERY`], is handed whole to the writer thread over a bounded
+//! A core formats lines into its own [`CoreLog`] buffer (one per sink). A full buffer, or one
+//! whose oldest line is older than [`FLUSH_EVERY`], is handed whole to the writer thread over a bounded
 //! channel (`try_send`: never blocks), and an empty buffer comes back on the core's return
 //! channel. The writer appends batches to their sinks and recycles the buffers. When no empty
 //! buffer is at hand, or the channel is full, or the sink fails (a full disk), the lines are
@@ -52,9 +52,8 @@ pub fn request_reopen() {
     REOPEN.store(true, Ordering::Release);
 }
 
-/// A buffer is handed over once it is this full (fraction of capacity: 1/2) ...
-const HANDOFF_DIVISOR: usize = 2;
-/// ... or once its oldest line is this old.
+/// A buffer is handed over when the next line does not fit, or once its oldest line is this
+/// old.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// Buffers per (core, sink): one being filled, the rest in flight or waiting.
 pub const BUFFERS_PER_SINK: usize = 3;
@@ -270,9 +269,8 @@ impl CoreLog {
         }
         s.cur.extend_from_slice(line);
         s.lines += 1;
-        s.since.get_or_insert_with(Instant::now);
-        if s.cur.len() >= s.cur.capacity() / HANDOFF_DIVISOR {
-            self.hand_off(s);
+        if s.since.is_none() {
+            s.since = Some(Instant::now());
         }
     }
 

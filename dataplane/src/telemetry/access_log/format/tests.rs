@@ -126,3 +126,41 @@ fn json_line_is_valid_and_escaped() {
     );
     assert!(text.contains(r#""downstream_peer_identity":"spiffe://cluster.local/ns/a/sa/b""#));
 }
+
+#[test]
+fn fast_writers_match_display() {
+    for n in [0u64, 7, 10, 99, 1000, 65535, u64::MAX] {
+        let mut out = Vec::new();
+        write_u64(&mut out, n);
+        assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+    }
+    let vals: [&[u8]; 0] = [];
+    let mut e = entry(&vals);
+    e.duration_us = 1_000_007;
+    e.upstream_us = Some(5);
+    e.downstream = "[::1]:80".parse().unwrap();
+    let mut out = Vec::new();
+    write_json(&e, &mut out);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains(r#""duration_ms":1000.007"#), "{text}");
+    assert!(
+        text.contains(r#""upstream_service_time_ms":0.005"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""downstream_remote_address":"[::1]:80""#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""upstream_host":"127.0.0.1:9000""#),
+        "{text}"
+    );
+    // The per-thread seconds cache gives the same text as a fresh conversion.
+    let mut a = Vec::new();
+    write_rfc3339(1_796_424_226_999_000, &mut a);
+    write_rfc3339(1_796_424_227_000_000, &mut a);
+    assert_eq!(
+        String::from_utf8(a).unwrap(),
+        "2026-12-04T22:43:46.999Z2026-12-04T22:43:47.000Z"
+    );
+}
