@@ -116,12 +116,10 @@ pub fn of_request(
         return None;
     }
     // One pass over the fields (names compared only when the length fits).
-    let (mut tp, mut b3t, mut b3s, mut b3x): (
-        Option<&[u8]>,
-        Option<&[u8]>,
-        Option<&[u8]>,
-        Option<&[u8]>,
-    ) = (None, None, None, None);
+    let mut tp: Option<&[u8]> = None;
+    let mut b3t: Option<&[u8]> = None;
+    let mut b3s: Option<&[u8]> = None;
+    let mut b3x: Option<&[u8]> = None;
     for f in &head.headers {
         let name = f.name.get(buf);
         let slot = match name.len() {

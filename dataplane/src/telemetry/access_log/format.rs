@@ -392,7 +392,7 @@ fn json_str(out: &mut Vec<u8>, key: &str, v: Option<&[u8]>) {
     // Fast path: nothing to escape (the usual header value).
     if !v
         .iter()
-        .any(|&b| b == b'"' || b == b'\\' || b < 0x20 || b >= 0x7f)
+        .any(|&b| b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b))
     {
         out.extend_from_slice(v);
         out.push(b'"');
