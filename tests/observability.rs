@@ -762,3 +762,119 @@ max_ejection_percent = 50
         );
     }
 }
+
+#[test]
+fn spans_are_exported_over_otlp_and_a_dead_collector_costs_only_a_counter() {
+    let app = upstream();
+    let collector = RawUpstream::answering(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}");
+    let dead = free_port(); // nothing listens there
+    let (a, b) = (free_port(), free_port());
+    let cfg = |collector: String, port: u16| {
+        let admin = free_port();
+        format!(
+            r#"[runtime]
+workers = 1
+drain_timeout = "1s"
+
+[admin]
+bind = "127.0.0.1:{admin}"
+
+[telemetry]
+trace_context = "start"
+
+[telemetry.otlp]
+endpoint = "http://{collector}/v1/traces"
+service_name = "edge-proxy"
+
+[[listeners]]
+name = "edge"
+bind = "127.0.0.1:{port}"
+cluster = "app"
+
+[[clusters]]
+name = "app"
+endpoints = ["{up}"]
+"#,
+            up = app.addr()
+        )
+    };
+    {
+        let proxy = Proxy::start(&cfg(collector.addr().to_string(), a));
+        let mut c = Client::connect(([127, 0, 0, 1], a).into());
+        for i in 0..3 {
+            assert_eq!(c.get(&format!("/items/{i}?q=1"), "shop").status, 200);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut spans = Vec::new();
+        while spans.len() < 3 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            spans.clear();
+            for r in collector.requests() {
+                assert!(
+                    r.request_line().starts_with("POST /v1/traces "),
+                    "{}",
+                    r.request_line()
+                );
+                let v: serde_json::Value = serde_json::from_slice(&r.body).expect("OTLP JSON");
+                let rs = &v["resourceSpans"][0];
+                assert_eq!(
+                    rs["resource"]["attributes"][0]["value"]["stringValue"],
+                    "edge-proxy"
+                );
+                spans.extend(
+                    rs["scopeSpans"][0]["spans"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .cloned(),
+                );
+            }
+        }
+        assert_eq!(spans.len(), 3, "{spans:?}");
+        // Each span is this hop's: its ids are the ones forwarded upstream in traceparent.
+        let forwarded = app.requests();
+        for (span, req) in spans.iter().zip(&forwarded) {
+            let tp = req.headers("traceparent");
+            let parts: Vec<&str> = tp[0].split('-').collect();
+            assert_eq!(span["traceId"], parts[1]);
+            assert_eq!(span["spanId"], parts[2]);
+            assert_eq!(span["kind"], 2);
+            assert_eq!(span["name"], "GET");
+        }
+        assert!(
+            spans[0]["attributes"].to_string().contains("\"/items/0\""),
+            "{}",
+            spans[0]
+        );
+        assert!(proxy
+            .admin_get("/metrics")
+            .text()
+            .contains("ringway_otlp_spans_total{result=\"exported\"} 3"));
+    }
+    let proxy = Proxy::start(&cfg(format!("127.0.0.1:{dead}"), b));
+    let mut c = Client::connect(([127, 0, 0, 1], b).into());
+    let t0 = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(c.get("/", "shop").status, 200);
+    }
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "a dead collector slowed requests"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let m = proxy.admin_get("/metrics").text();
+        if m.contains("ringway_otlp_spans_total{result=\"dropped\"} 20") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            m.lines()
+                .filter(|l| l.contains("otlp"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -14,11 +14,13 @@
 //! - [`istio`]: Istio's standard metrics (per-core series, merged at scrape).
 //! - [`access_log`]: access-log formats, per-core buffers and the writer thread.
 //! - [`trace`]: W3C trace context and B3 propagation.
+//! - [`otlp`]: span export over OTLP/HTTP from a background thread.
 //!
 //! The admin server lives elsewhere (`admin`).
 
 pub mod access_log;
 pub mod istio;
+pub mod otlp;
 pub mod prometheus;
 pub mod security;
 pub mod shard;

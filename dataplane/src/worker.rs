@@ -72,6 +72,8 @@ pub struct Worker {
     pub access_log: std::cell::OnceCell<Option<CoreLog>>,
     /// Scratch for formatting one access-log line.
     pub log_line: RefCell<Vec<u8>>,
+    /// This core's span buffers for the OTLP exporter (made when the first span is).
+    pub span_log: std::cell::OnceCell<Option<CoreLog>>,
 }
 
 impl Worker {
@@ -111,6 +113,7 @@ impl Worker {
             tickets: crate::tls::per_core::ticketer(),
             access_log: std::cell::OnceCell::new(),
             log_line: RefCell::new(Vec::new()),
+            span_log: std::cell::OnceCell::new(),
         }
     }
 
@@ -125,6 +128,13 @@ impl Worker {
     pub fn core_log(&self) -> Option<&CoreLog> {
         self.access_log
             .get_or_init(|| AccessLogs::global().map(AccessLogs::core))
+            .as_ref()
+    }
+
+    /// This core's span buffers (`None`: the exporter thread could not start).
+    pub fn core_spans(&self) -> Option<&CoreLog> {
+        self.span_log
+            .get_or_init(crate::telemetry::otlp::core)
             .as_ref()
     }
 

@@ -208,6 +208,12 @@ const TELEMETRY: &[(&str, Shape)] = &[
     ("principal", Leaf),
     ("cluster_id", Leaf),
     ("trace_context", Leaf),
+    ("otlp", Table(OTLP)),
+];
+const OTLP: &[(&str, Shape)] = &[
+    ("endpoint", Leaf),
+    ("service_name", Leaf),
+    ("sample_percent", Leaf),
 ];
 const SCHEMA: &[(&str, Shape)] = &[
     ("runtime", Table(RUNTIME)),

@@ -51,6 +51,16 @@ pub struct RawTelemetry {
     pub principal: Option<Text>,
     pub cluster_id: Option<Text>,
     pub trace_context: Option<Text>,
+    pub otlp: Option<RawOtlp>,
+}
+
+/// `[telemetry.otlp]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOtlp {
+    pub endpoint: Text,
+    pub service_name: Option<Text>,
+    pub sample_percent: Option<Pct>,
 }
 
 #[derive(Debug, Deserialize)]

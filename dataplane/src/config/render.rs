@@ -132,7 +132,18 @@ fn write_telemetry(out: &mut String, t: &TelemetryConfig) -> std::fmt::Result {
         TraceContext::Start => "start",
         TraceContext::Off => "off",
     };
-    writeln!(out, "trace_context = {}", quote(trace))
+    writeln!(out, "trace_context = {}", quote(trace))?;
+    if let Some(o) = &t.otlp {
+        writeln!(out, "\n[telemetry.otlp]")?;
+        writeln!(
+            out,
+            "endpoint = {}",
+            quote(&format!("http://{}{}", o.address, o.path))
+        )?;
+        writeln!(out, "service_name = {}", quote(&o.service_name))?;
+        writeln!(out, "sample_percent = {}", percent(o.sample))?;
+    }
+    Ok(())
 }
 
 /// `[listeners.access_log]`, every key written out.

@@ -11,7 +11,7 @@ mod policy;
 mod resilience;
 mod route;
 mod security;
-mod telemetry;
+pub(super) mod telemetry;
 
 use std::collections::HashMap;
 use std::fmt::Display;

@@ -60,6 +60,8 @@ pub struct RequestMeta {
     pub id_len: usize,
     pub trace: Option<Trace>,
     pub capture: Capture,
+    /// Method, target and authority for the request's span (`active`: a span is due).
+    pub span: Capture,
 }
 
 impl RequestMeta {
@@ -70,6 +72,7 @@ impl RequestMeta {
             id_len: 0,
             trace: None,
             capture: Capture::default(),
+            span: Capture::default(),
         }
     }
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::telemetry::access_log::{Entry, MAX_CAPTURED};
 use crate::telemetry::istio::{response_flags, HttpSample, Peer};
+use crate::telemetry::otlp::{self, write_span, SpanFields};
 use crate::telemetry::{duration_to_us, trace, ErrorKind};
 use crate::worker::{View, Worker};
 
@@ -23,8 +24,9 @@ use super::downstream::Downstream;
 /// context, and copy what its access-log line needs (if it is sampled in).
 pub fn begin(w: &Worker, view: &View, listener: usize, ds: &mut Downstream) {
     let log = view.access_logs.get(listener).and_then(Option::as_ref);
+    let otlp = view.config.telemetry.otlp.as_ref();
     // The start time is read only when something will use it.
-    if view.istio.is_some() || log.is_some() {
+    if view.istio.is_some() || log.is_some() || otlp.is_some() {
         ds.req.started = Instant::now();
     }
     if ds.head.request_id.is_none() {
@@ -36,6 +38,14 @@ pub fn begin(w: &Worker, view: &View, listener: usize, ds: &mut Downstream) {
         ds.inb.bytes(),
         &mut w.rng.borrow_mut(),
     );
+    ds.req.span.active = false;
+    if let (Some(o), Some(t)) = (otlp, &ds.req.trace) {
+        if t.sampled && sampled(w, o.sample.0) {
+            ds.req
+                .span
+                .take(&SPAN_FIELDS[..], &ds.head, ds.inb.bytes(), &[]);
+        }
+    }
     ds.req.capture.active = false;
     if let Some(log) = log {
         if sampled(w, log.sample.0) {
@@ -53,6 +63,7 @@ pub fn begin(w: &Worker, view: &View, listener: usize, ds: &mut Downstream) {
 pub fn begin_unparsed(w: &Worker, view: &View, listener: usize, ds: &mut Downstream) {
     ds.req.started = Instant::now();
     ds.req.trace = None;
+    ds.req.span.active = false;
     ds.req.capture.active = false;
     if let Some(Some(log)) = view.access_logs.get(listener) {
         if sampled(w, log.sample.0) {
@@ -60,6 +71,10 @@ pub fn begin_unparsed(w: &Worker, view: &View, listener: usize, ds: &mut Downstr
         }
     }
 }
+
+/// What a span captures from the head.
+static SPAN_FIELDS: std::sync::LazyLock<[String; 3]> =
+    std::sync::LazyLock::new(|| [":method".into(), ":path".into(), ":authority".into()]);
 
 fn sampled(w: &Worker, ppm: u32) -> bool {
     ppm >= crate::config::Percent::MILLION || w.rng.borrow_mut().below(1_000_000) < u64::from(ppm)
@@ -130,7 +145,7 @@ pub fn record(w: &Worker, listener: usize, ds: &Downstream, o: &RequestOutcome) 
     let (received, sent) = record_bytes(w, listener, ds);
     let view = w.view.borrow();
     let log = view.access_logs.get(listener).and_then(Option::as_ref);
-    if view.istio.is_none() && log.is_none() {
+    if view.istio.is_none() && log.is_none() && !ds.req.span.active {
         return;
     }
     let duration_us = duration_to_us(ds.req.started.elapsed());
@@ -147,6 +162,9 @@ pub fn record(w: &Worker, listener: usize, ds: &Downstream, o: &RequestOutcome) 
             response_bytes: sent,
         };
         w.metrics.istio.request(labels, &sample);
+    }
+    if ds.req.span.active {
+        export_span(w, &view, listener, ds, o, duration_us);
     }
     let (Some(log), true) = (log, ds.req.capture.active) else {
         return;
@@ -188,6 +206,52 @@ pub fn record(w: &Worker, listener: usize, ds: &Downstream, o: &RequestOutcome) 
     let mut line = w.log_line.borrow_mut();
     log.line(&entry, &mut line);
     core.push(log.sink, log.buffer_bytes, &line);
+}
+
+/// Writes the request's span into the core's span buffers.
+fn export_span(
+    w: &Worker,
+    view: &View,
+    listener: usize,
+    ds: &Downstream,
+    o: &RequestOutcome,
+    duration_us: u64,
+) {
+    let (Some(t), Some(core)) = (&ds.req.trace, w.core_spans()) else {
+        return;
+    };
+    let mut values: [&[u8]; MAX_CAPTURED] = [&[]; MAX_CAPTURED];
+    ds.req.span.values(&mut values);
+    let end = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let fields = SpanFields {
+        trace_id: &t.trace_id,
+        span_id: &t.span_id,
+        parent: t.parent.as_ref(),
+        start_unix_ns: end.saturating_sub(duration_us.saturating_mul(1000)),
+        end_unix_ns: end,
+        method: values[0],
+        target: values[1],
+        authority: values[2],
+        status: o.status,
+        flags: response_flags(o.error),
+        listener: view
+            .config
+            .listeners
+            .get(listener)
+            .map_or("", |l| l.name.as_str()),
+        cluster: o
+            .cluster
+            .and_then(|c| view.config.clusters.get(c))
+            .map(|c| c.name.as_str()),
+        upstream: o.upstream,
+        client: ds.info.peer,
+    };
+    let mut line = w.log_line.borrow_mut();
+    line.clear();
+    write_span(&fields, &mut line);
+    core.push(0, otlp::BUFFER_BYTES, &line);
 }
 
 /// Counts the bytes the client connection received and sent since the last call; returns them.

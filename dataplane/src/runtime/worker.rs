@@ -102,7 +102,11 @@ pub async fn run(
         glommio::spawn_local(async move {
             loop {
                 crate::uring::sleep(&w.driver, FLUSH_EVERY).await;
-                if let Some(Some(core)) = w.access_log.get() {
+                for core in [w.access_log.get(), w.span_log.get()]
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
                     core.flush_stale(Instant::now());
                 }
             }
@@ -174,7 +178,11 @@ pub async fn run(
     }
     drop(sweeper);
     drop(log_flusher);
-    if let Some(Some(core)) = w.access_log.get() {
+    for core in [w.access_log.get(), w.span_log.get()]
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         core.flush_all();
     }
     drop(parking);

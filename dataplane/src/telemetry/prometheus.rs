@@ -40,6 +40,7 @@ pub fn render_prometheus(snapshot: &MetricsSnapshot, out: &mut String) {
     super::security::render(&snapshot.security, &snapshot.certificates, now, out);
     snapshot.istio.render(out);
     super::access_log::render_counters(out);
+    super::otlp::render_counters(out);
     render_reloads(out);
 }
 

@@ -107,6 +107,7 @@ impl View {
             .map(TransportId::of_cluster)
             .collect();
         let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
+        crate::telemetry::otlp::configure(config.telemetry.otlp.as_ref());
         let istio = IstioLabels::new(&config, generation);
         let access_logs = config
             .listeners

@@ -19,6 +19,21 @@ pub struct TelemetryConfig {
     pub workload: WorkloadConfig,
     /// `trace_context`: what the proxy does with W3C `traceparent` / B3 headers.
     pub trace_context: TraceContext,
+    /// `[telemetry.otlp]`: export a span per traced request to an OpenTelemetry collector.
+    pub otlp: Option<OtlpConfig>,
+}
+
+/// `[telemetry.otlp]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpConfig {
+    /// From `endpoint = "http://IP:PORT/PATH"` (OTLP/HTTP with JSON; port default 4318).
+    pub address: std::net::SocketAddr,
+    /// Default `/v1/traces`.
+    pub path: String,
+    /// `service_name`: the resource's `service.name` (default `ringway`).
+    pub service_name: String,
+    /// `sample_percent`: share of sampled traces whose span is exported (default 100).
+    pub sample: Percent,
 }
 
 /// `[telemetry]` workload keys; `None` = from the environment, else `unknown`.

@@ -107,6 +107,7 @@ fn every_telemetry_key_parses_to_its_value() {
                 cluster_id: Some("Kubernetes".into()),
             },
             trace_context: TraceContext::Start,
+            otlp: None,
         }
     );
     let [inbound, outbound, l4] = &cfg.listeners[..] else {
@@ -508,4 +509,63 @@ fn load_resolves_the_access_log_path_against_the_config_files_directory() {
             .sink,
         LogSink::File(PathBuf::from("logs/outbound.log"))
     );
+}
+
+#[test]
+fn otlp_endpoint_forms_and_errors() {
+    use crate::config::validate::telemetry::parse_otlp_endpoint;
+    let ok = |s: &str| parse_otlp_endpoint(s).unwrap();
+    assert_eq!(
+        ok("http://127.0.0.1:4318/v1/traces"),
+        ("127.0.0.1:4318".parse().unwrap(), "/v1/traces".into())
+    );
+    assert_eq!(
+        ok("http://10.0.0.2"),
+        ("10.0.0.2:4318".parse().unwrap(), "/v1/traces".into())
+    );
+    assert_eq!(
+        ok("http://[::1]:9000/otlp"),
+        ("[::1]:9000".parse().unwrap(), "/otlp".into())
+    );
+    for bad in [
+        "https://127.0.0.1:4318/v1/traces",
+        "http://collector:4318/v1/traces",
+        "http://127.0.0.1:0/",
+        "http://127.0.0.1:99999/",
+        "http://127.0.0.1/v1/traces?x=1",
+        "127.0.0.1:4318",
+        "http://",
+        "http://[::1/v1",
+    ] {
+        assert!(parse_otlp_endpoint(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn otlp_table_parses_defaults_and_round_trips() {
+    let base = "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:8080\"\ncluster = \"c\"\n[[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:9000\"]\n";
+    let cfg = crate::config::parse(&format!(
+        "[telemetry.otlp]\nendpoint = \"http://127.0.0.1:4318\"\n{base}"
+    ))
+    .unwrap();
+    let o = cfg.telemetry.otlp.clone().unwrap();
+    assert_eq!(
+        (o.service_name.as_str(), o.path.as_str(), o.sample),
+        ("ringway", "/v1/traces", Percent::ALL)
+    );
+    let again = crate::config::parse(&cfg.render_toml()).unwrap();
+    assert_eq!(again.telemetry.otlp, cfg.telemetry.otlp);
+    assert!(crate::config::parse(base).unwrap().telemetry.otlp.is_none());
+    for bad in [
+        "[telemetry.otlp]\nendpoint = \"http://collector:4318\"\n",
+        "[telemetry.otlp]\nendpoint = \"http://127.0.0.1\"\nservice_name = \"\"\n",
+        "[telemetry.otlp]\nendpoint = \"http://127.0.0.1\"\nsample_percent = 101\n",
+        "[telemetry.otlp]\nendpoint = \"http://127.0.0.1\"\nheaders = 1\n",
+        "[telemetry.otlp]\nservice_name = \"x\"\n",
+    ] {
+        assert!(
+            crate::config::parse(&format!("{bad}{base}")).is_err(),
+            "{bad}"
+        );
+    }
 }

@@ -37,7 +37,82 @@ pub(super) fn telemetry(c: &mut Checker, raw: Option<&RawTelemetry>) -> Telemetr
             cluster_id: label(c, &t.cluster_id, &format!("{p}.cluster_id")),
         },
         trace_context: trace_context(c, &t.trace_context, p),
+        otlp: t.otlp.as_ref().and_then(|o| otlp(c, o, "telemetry.otlp")),
     }
+}
+
+/// Default OTLP/HTTP port.
+pub const OTLP_PORT: u16 = 4318;
+
+/// `[telemetry.otlp]` at `path`.
+fn otlp(c: &mut Checker, o: &RawOtlp, path: &str) -> Option<OtlpConfig> {
+    let service_name = match &o.service_name {
+        None => "ringway".to_string(),
+        some => label(c, some, &format!("{path}.service_name")).unwrap_or_default(),
+    };
+    let sample = c.percent(&o.sample_percent, path, "sample_percent", Percent::ALL);
+    match parse_otlp_endpoint(o.endpoint.get_ref()) {
+        Ok((address, otlp_path)) => Some(OtlpConfig {
+            address,
+            path: otlp_path,
+            service_name,
+            sample,
+        }),
+        Err(e) => {
+            c.error(o.endpoint.span(), &format!("{path}.endpoint"), e);
+            None
+        }
+    }
+}
+
+/// `http://IP[:PORT][/PATH]` → (address, path). See docs/configuration.md.
+pub fn parse_otlp_endpoint(s: &str) -> Result<(std::net::SocketAddr, String), String> {
+    if s.starts_with("https://") {
+        return Err(
+            "https is not supported (OTLP/HTTP in plaintext to a local collector or agent)".into(),
+        );
+    }
+    let Some(rest) = s.strip_prefix("http://") else {
+        return Err(format!(
+            "{s:?} is not an http:// URL (e.g. \"http://127.0.0.1:4318/v1/traces\")"
+        ));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/v1/traces"),
+    };
+    if path.contains('?') || path.contains('#') {
+        return Err("the path must not have a query or fragment".into());
+    }
+    if !path.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("the path must be visible ASCII without spaces".into());
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let Some((h, after)) = v6.split_once(']') else {
+            return Err("unclosed '[' in the host".into());
+        };
+        (h, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("the URL has no host".into());
+    }
+    let ip: std::net::IpAddr = host.parse().map_err(|_| {
+        format!("host {host:?} must be an IP address (no DNS lookups on this path)")
+    })?;
+    let port = match port {
+        None => OTLP_PORT,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p > 0)
+            .ok_or_else(|| format!("bad port {p:?}"))?,
+    };
+    Ok((std::net::SocketAddr::new(ip, port), path.to_string()))
 }
 
 /// A listener's `reporter` (`path` = `listeners[i]`).
@@ -171,7 +246,7 @@ fn format(c: &mut Checker, raw: &Option<Text>, path: &str) -> LogFormat {
             path,
             "must not be empty (\"json\" or a format string such as \"%REQ(:METHOD)% %RESPONSE_CODE%\\n\")",
         );
-    } else if let Err(e) = crate::telemetry::access_log::Format::compile(s) {
+    } else if let Err(e) = crate::telemetry::access_log::format::Format::compile(s) {
         c.error(v.span(), path, e);
     }
     LogFormat::Text(s.clone())

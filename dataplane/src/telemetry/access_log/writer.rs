@@ -69,11 +69,22 @@ pub enum AccessLogError {
     Thread(io::Error),
 }
 
-struct Batch {
-    sink: usize,
-    buf: Vec<u8>,
-    lines: u64,
-    back: Sender<Vec<u8>>,
+/// A full buffer on its way to a writer thread (the access-log writer, or the OTLP exporter),
+/// and the channel its emptied buffer goes back on.
+pub(crate) struct Batch {
+    pub sink: usize,
+    pub buf: Vec<u8>,
+    pub lines: u64,
+    pub back: Sender<Vec<u8>>,
+}
+
+impl Batch {
+    /// Gives the emptied buffer back to its core and marks the batch done.
+    pub(crate) fn recycle(mut self, in_flight: &AtomicU64) {
+        self.buf.clear();
+        let _ = self.back.send(self.buf);
+        in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Every sink named by a config of this process, by index (registered when a view is built;
@@ -127,13 +138,7 @@ impl AccessLogs {
 
     /// A core's handle: its buffers of `buffer_bytes` for the sinks it will write.
     pub fn core(&self) -> CoreLog {
-        let (back_tx, back_rx) = mpsc::channel();
-        CoreLog {
-            tx: self.tx.clone(),
-            back_tx,
-            back_rx,
-            sinks: RefCell::new(Vec::new()),
-        }
+        CoreLog::with_sender(self.tx.clone(), &LINES_DROPPED, &IN_FLIGHT)
     }
 }
 
@@ -181,7 +186,7 @@ fn run(rx: Receiver<Batch>, sinks: Arc<Mutex<Vec<LogSink>>>, mut outs: Vec<Out>)
                 .map(|s| open(s).unwrap_or(Out::Closed))
                 .collect();
         }
-        let Some(mut batch) = batch else { continue };
+        let Some(batch) = batch else { continue };
         while outs.len() <= batch.sink {
             let known = sinks.lock().map(|s| s.clone()).unwrap_or_default();
             let next = known
@@ -214,9 +219,7 @@ fn run(rx: Receiver<Batch>, sinks: Arc<Mutex<Vec<LogSink>>>, mut outs: Vec<Out>)
                 }
             };
         }
-        batch.buf.clear();
-        let _ = batch.back.send(batch.buf);
-        IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+        batch.recycle(&IN_FLIGHT);
     }
 }
 
@@ -237,9 +240,29 @@ pub struct CoreLog {
     back_tx: Sender<Vec<u8>>,
     back_rx: Receiver<Vec<u8>>,
     sinks: RefCell<Vec<SinkBuf>>,
+    /// Where dropped lines and batches in flight are counted.
+    dropped: &'static AtomicU64,
+    in_flight: &'static AtomicU64,
 }
 
 impl CoreLog {
+    /// Buffers feeding the writer thread behind `tx`, counting in `dropped` / `in_flight`.
+    pub(crate) fn with_sender(
+        tx: SyncSender<Batch>,
+        dropped: &'static AtomicU64,
+        in_flight: &'static AtomicU64,
+    ) -> CoreLog {
+        let (back_tx, back_rx) = mpsc::channel();
+        CoreLog {
+            tx,
+            back_tx,
+            back_rx,
+            sinks: RefCell::new(Vec::new()),
+            dropped,
+            in_flight,
+        }
+    }
+
     /// Appends one formatted line for `sink` (`capacity` = the listener's `buffer_bytes`).
     /// A line that does not fit, with no free buffer to switch to, is dropped and counted.
     pub fn push(&self, sink: usize, capacity: usize, line: &[u8]) {
@@ -260,11 +283,11 @@ impl CoreLog {
         };
         let s = &mut sinks[i];
         if s.cur.len() + line.len() > s.cur.capacity() && !self.hand_off(s) {
-            LINES_DROPPED.fetch_add(1, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         if line.len() > s.cur.capacity() {
-            LINES_DROPPED.fetch_add(1, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         s.cur.extend_from_slice(line);
@@ -291,7 +314,7 @@ impl CoreLog {
         let mut sinks = self.sinks.borrow_mut();
         for s in sinks.iter_mut() {
             if !self.hand_off(s) {
-                LINES_DROPPED.fetch_add(s.lines, Ordering::Relaxed);
+                self.dropped.fetch_add(s.lines, Ordering::Relaxed);
             }
         }
     }
@@ -317,12 +340,12 @@ impl CoreLog {
             back: self.back_tx.clone(),
         };
         s.since = None;
-        IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
         match self.tx.try_send(batch) {
             Ok(()) => {}
             Err(TrySendError::Full(b) | TrySendError::Disconnected(b)) => {
-                IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
-                LINES_DROPPED.fetch_add(b.lines, Ordering::Relaxed);
+                self.in_flight.fetch_sub(1, Ordering::AcqRel);
+                self.dropped.fetch_add(b.lines, Ordering::Relaxed);
                 let mut buf = b.buf;
                 buf.clear();
                 let _ = self.back_tx.send(buf);
