@@ -145,6 +145,27 @@ fn load_tls(cfg: &Config) -> anyhow::Result<Arc<TlsSet>> {
     })
 }
 
+/// Drains (see `Running::drain`; `close_idle` false after a handover), then waits for the
+/// access-log writer to write what the cores handed it.
+fn drain_and_stop(
+    running: runtime::Running,
+    refresher: Option<dns::DnsRefresher>,
+    cfg: &Config,
+    close_idle: bool,
+) {
+    if let Some(r) = refresher {
+        r.stop();
+    }
+    let left = running.drain(cfg.runtime.drain_timeout, close_idle);
+    if left > 0 {
+        tracing::warn!(
+            connections = left,
+            "drain timeout: closing remaining connections"
+        );
+    }
+    access_log::writer::wait_written(std::time::Duration::from_secs(2));
+}
+
 /// Listens at `path` for a successor (`--upgrade`); once one took over, SIGUSR2 tells the
 /// signal loop to drain.
 fn spawn_upgrade_listener(path: &Path, running: &runtime::Running) -> anyhow::Result<()> {
@@ -255,17 +276,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         match sig {
             SIGUSR2 if HANDED_OVER.load(Ordering::Acquire) => {
                 tracing::info!("a successor serves now; draining");
-                if let Some(r) = refresher {
-                    r.stop();
-                }
-                let left = running.drain(active_cfg.runtime.drain_timeout, false);
-                if left > 0 {
-                    tracing::warn!(
-                        connections = left,
-                        "drain timeout: closing remaining connections"
-                    );
-                }
-                access_log::writer::wait_written(std::time::Duration::from_secs(2));
+                drain_and_stop(running, refresher, &active_cfg, false);
                 tracing::info!("stopped after handover");
                 return Ok(());
             }
@@ -311,17 +322,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             },
             _ => {
                 tracing::info!("draining (signal {sig})");
-                if let Some(r) = refresher {
-                    r.stop();
-                }
-                let left = running.drain(active_cfg.runtime.drain_timeout, true);
-                if left > 0 {
-                    tracing::warn!(
-                        connections = left,
-                        "drain timeout: closing remaining connections"
-                    );
-                }
-                access_log::writer::wait_written(std::time::Duration::from_secs(2));
+                drain_and_stop(running, refresher, &active_cfg, true);
                 tracing::info!("stopped");
                 return Ok(());
             }

@@ -392,6 +392,15 @@ pub struct TcpSeries {
     pub received: u64,
 }
 
+impl TcpSeries {
+    fn add(&mut self, o: &TcpSeries) {
+        self.opened += o.opened;
+        self.closed += o.closed;
+        self.sent += o.sent;
+        self.received += o.received;
+    }
+}
+
 fn add_all<const N: usize>(a: &mut [u64; N], b: &[u64; N]) {
     for (x, y) in a.iter_mut().zip(b) {
         *x += y;
@@ -562,11 +571,7 @@ impl IstioShard {
             snap.http.entry(l.clone()).or_default().add(s);
         }
         for (l, s) in &self.tcp.borrow().series {
-            let e = snap.tcp.entry(l.clone()).or_default();
-            e.opened += s.opened;
-            e.closed += s.closed;
-            e.sent += s.sent;
-            e.received += s.received;
+            snap.tcp.entry(l.clone()).or_default().add(s);
         }
         snap
     }
@@ -585,11 +590,7 @@ impl IstioSnapshot {
             self.http.entry(l.clone()).or_default().add(s);
         }
         for (l, s) in &o.tcp {
-            let e = self.tcp.entry(l.clone()).or_default();
-            e.opened += s.opened;
-            e.closed += s.closed;
-            e.sent += s.sent;
-            e.received += s.received;
+            self.tcp.entry(l.clone()).or_default().add(s);
         }
     }
 
