@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use super::*;
 
+mod authz;
+mod headers;
 mod l4;
 mod policy;
 mod resilience;

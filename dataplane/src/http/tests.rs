@@ -1,7 +1,37 @@
 //! Tests of the codec: table-driven request/response cases (one per rule), chunked decoding,
 //! head writing, split-consistency properties, and a replay of the fuzz target bodies.
 
+/// `req!(name, bytes, Err(Variant))` or `req!(name, bytes, |head, buf| { asserts })`: one
+/// table row of the request tables (`request`, `conformance`).
+macro_rules! req {
+    ($name:ident, $buf:expr, Err($err:ident)) => {
+        #[test]
+        fn $name() {
+            let e = req_err($buf);
+            assert_eq!(e, HeadError::$err, "{:?}", String::from_utf8_lossy($buf));
+        }
+    };
+    ($name:ident, $buf:expr, |$h:ident, $b:ident| $body:block) => {
+        #[test]
+        fn $name() {
+            let $b: &[u8] = $buf;
+            let $h = req_ok($b);
+            $body
+        }
+    };
+}
+
+/// Whether header `name` of `h` is forwarded.
+fn fwd(h: &RequestHead, buf: &[u8], name: &str) -> bool {
+    h.headers
+        .iter()
+        .find(|f| f.name.get(buf).eq_ignore_ascii_case(name.as_bytes()))
+        .map(|f| f.forward)
+        .unwrap_or_else(|| panic!("no header {name}"))
+}
+
 mod chunked;
+mod conformance;
 mod request;
 mod response;
 mod write;
