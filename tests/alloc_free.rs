@@ -334,8 +334,9 @@ when_all_unhealthy = "fail_open"
         policies, 0,
         "the steady-state request path allocated (policies configured)"
     );
-    // Istio metrics on, every request access-logged (JSON, to a file), trace context
-    // propagated: the series exist after warm-up, lines go into the core's recycled buffers.
+    // Istio metrics on, every request access-logged (JSON, to a file), a trace started for
+    // every request and its span exported (to a collector that is down): the series exist
+    // after warm-up, lines and spans go into the core's recycled buffers.
     let dir = tempfile::tempdir().expect("temp dir");
     let observed = format!(
         "[listeners.access_log]\npath = \"{}\"\n",
@@ -343,11 +344,11 @@ when_all_unhealthy = "fail_open"
     );
     let (logged, _) = measure(
         &observed,
-        "[telemetry]\nistio_metrics = true\ntrace_context = \"start\"\n",
+        "[telemetry]\nistio_metrics = true\ntrace_context = \"start\"\n[telemetry.otlp]\nendpoint = \"http://127.0.0.1:9/v1/traces\"\n",
     );
     assert_eq!(
         logged, 0,
-        "the steady-state request path allocated (Istio metrics, access log, trace context)"
+        "the steady-state request path allocated (Istio metrics, access log, trace context, spans)"
     );
     // HTTPS keep-alive: rustls's buffered API allocates per TLS record, on both sides of the
     // proxy's TLS stream (a Vec for each decrypted record it hands out, one for each record it

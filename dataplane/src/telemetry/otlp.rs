@@ -192,26 +192,29 @@ pub fn write_span(f: &SpanFields<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(b",{\"key\":\"http.response.status_code\",\"value\":{\"intValue\":\"");
     write_u64(out, u64::from(f.status));
     out.extend_from_slice(b"\"}}");
-    let client = f.client.ip().to_string();
-    attr_str(out, "client.address", client.as_bytes(), false);
+    attr_display(out, "client.address", f.client.ip());
     attr_str(out, "ringway.listener", f.listener.as_bytes(), false);
     attr_str(out, "ringway.response_flags", f.flags.as_bytes(), false);
     if let Some(c) = f.cluster {
         attr_str(out, "ringway.upstream_cluster", c.as_bytes(), false);
     }
     if let Some(u) = f.upstream {
-        attr_str(
-            out,
-            "ringway.upstream_host",
-            u.to_string().as_bytes(),
-            false,
-        );
+        attr_display(out, "ringway.upstream_host", u);
     }
     out.extend_from_slice(b"]");
     if f.status == 0 || f.status >= 500 {
         out.extend_from_slice(b",\"status\":{\"code\":2}");
     }
     out.extend_from_slice(b"}\n");
+}
+
+/// An attribute whose value's `Display` needs no JSON escaping (addresses), written in place.
+fn attr_display(out: &mut Vec<u8>, key: &str, value: impl std::fmt::Display) {
+    out.extend_from_slice(b",{\"key\":\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\",\"value\":{\"stringValue\":\"");
+    let _ = write!(out, "{value}");
+    out.extend_from_slice(b"\"}}");
 }
 
 fn attr_str(out: &mut Vec<u8>, key: &str, value: &[u8], first: bool) {

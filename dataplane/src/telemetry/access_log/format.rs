@@ -429,7 +429,8 @@ pub fn write_rfc3339(us: u64, out: &mut Vec<u8>) {
         let days = (secs / 86_400) as i64;
         let rem = secs % 86_400;
         let (y, m, d) = civil_from_days(days);
-        let mut tmp = Vec::with_capacity(20);
+        // Formatted on the stack: no allocation, once per second.
+        let mut tmp = std::io::Cursor::new([0u8; 32]);
         let _ = write!(
             tmp,
             "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.",
@@ -437,12 +438,14 @@ pub fn write_rfc3339(us: u64, out: &mut Vec<u8>) {
             (rem / 60) % 60,
             rem % 60
         );
-        if tmp.len() == 20 {
-            prefix.copy_from_slice(&tmp);
+        let len = tmp.position() as usize;
+        let text = &tmp.get_ref()[..len];
+        if len == 20 {
+            prefix.copy_from_slice(text);
             LAST.with(|c| c.set((secs, prefix)));
         } else {
             // A year outside 0000..=9999: no cache, written as is.
-            out.extend_from_slice(&tmp);
+            out.extend_from_slice(text);
             let _ = write!(out, "{ms:03}Z");
             return;
         }
