@@ -131,14 +131,40 @@ endpoints = ["{up}"]
         assert_eq!(c.get("/ok", "reviews").status, 200);
     }
     assert_eq!(c.get("/fail", "reviews").status, 503);
-    // One TCP connection through the L4 listener.
+    // One TCP connection through the L4 listener; its bytes count while it is still open.
     {
         let mut t = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
-        t.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-            .unwrap();
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut t, &mut out).unwrap();
-        assert!(out.starts_with(b"HTTP/1.1 200"));
+        t.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+        let mut out = [0u8; 64];
+        let n = std::io::Read::read(&mut t, &mut out).unwrap();
+        assert!(out[..n].starts_with(b"HTTP/1.1 200"));
+        // The 27-byte request and the 40-byte response count before the close.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let open = loop {
+            let m = proxy.admin_get("/metrics").text();
+            let moved = (
+                sample_value(&m, "istio_tcp_received_bytes_total", &[]),
+                sample_value(&m, "istio_tcp_sent_bytes_total", &[]),
+            );
+            if moved == (27.0, 40.0) || Instant::now() > deadline {
+                break m;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(
+            sample_value(&open, "istio_tcp_received_bytes_total", &[]),
+            27.0,
+            "{open}"
+        );
+        assert_eq!(
+            sample_value(&open, "istio_tcp_sent_bytes_total", &[]),
+            40.0,
+            "{open}"
+        );
+        assert_eq!(
+            sample_value(&open, "istio_tcp_connections_closed_total", &[]),
+            0.0
+        );
     }
     // The close is counted when the relay ends; give it a moment.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -220,8 +246,11 @@ endpoints = ["{up}"]
         sample_value(&text, "istio_tcp_connections_closed_total", &[]),
         1.0
     );
-    assert!(sample_value(&text, "istio_tcp_received_bytes_total", &[]) > 40.0);
-    assert!(sample_value(&text, "istio_tcp_sent_bytes_total", &[]) > 30.0);
+    assert_eq!(
+        sample_value(&text, "istio_tcp_received_bytes_total", &[]),
+        27.0
+    );
+    assert_eq!(sample_value(&text, "istio_tcp_sent_bytes_total", &[]), 40.0);
     // The ringway_* families are still there.
     assert!(text.contains("ringway_requests_total"));
 }

@@ -25,7 +25,7 @@ use crate::base::ConnTask;
 use crate::cluster::Outcome;
 use crate::policy::authz::{self, AuthzInput, Decision};
 use crate::telemetry::access_log::Entry;
-use crate::telemetry::istio::{response_flags, Peer};
+use crate::telemetry::istio::{response_flags, Peer, TcpEvent};
 use crate::telemetry::{ErrorKind, SecurityFamily};
 use crate::transport::{ConnInfo, InBuf, Stream};
 use crate::upstream::{self, Cluster, ConnectError, OriginalDestinationError, PickRequest};
@@ -168,7 +168,9 @@ async fn relay_connection(
         identity: peer_id.as_deref(),
     };
     if let Some(labels) = &view.istio {
-        w.metrics.istio.tcp(labels, listener, Some(c), peer, None);
+        w.metrics
+            .istio
+            .tcp(labels, listener, Some(c), peer, TcpEvent::Opened);
     }
     let (moved_up, moved_down) = (std::cell::Cell::new(0u64), std::cell::Cell::new(0u64));
     let on_moved = |dir: Direction, n: u64| match dir {
@@ -176,11 +178,19 @@ async fn relay_connection(
             moved_up.set(moved_up.get() + n);
             w.metrics.bytes_received(listener, n);
             w.metrics.upstream_bytes(c, n, 0);
+            if let Some(labels) = &view.istio {
+                let e = TcpEvent::Received(n);
+                w.metrics.istio.tcp(labels, listener, Some(c), peer, e);
+            }
         }
         Direction::ToClient => {
             moved_down.set(moved_down.get() + n);
             w.metrics.bytes_sent(listener, n);
             w.metrics.upstream_bytes(c, 0, n);
+            if let Some(labels) = &view.istio {
+                let e = TcpEvent::Sent(n);
+                w.metrics.istio.tcp(labels, listener, Some(c), peer, e);
+            }
         }
     };
     let end = relay::run(
@@ -208,7 +218,7 @@ async fn relay_connection(
     if let Some(labels) = &view.istio {
         w.metrics
             .istio
-            .tcp(labels, listener, Some(c), peer, Some((sent, received)));
+            .tcp(labels, listener, Some(c), peer, TcpEvent::Closed);
     }
     let error = match end {
         RelayEnd::Client => Some(ErrorKind::DownstreamReset),

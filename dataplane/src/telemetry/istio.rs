@@ -492,6 +492,17 @@ impl Default for IstioShard {
     }
 }
 
+/// What happened on a TCP connection (see [`IstioShard::tcp`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpEvent {
+    Opened,
+    /// Bytes sent to the client.
+    Sent(u64),
+    /// Bytes received from the client.
+    Received(u64),
+    Closed,
+}
+
 /// What one finished HTTP request adds.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpSample<'a> {
@@ -541,26 +552,25 @@ impl IstioShard {
         series.response_bytes_sum += s.response_bytes;
     }
 
-    /// Counts a TCP connection opened (`sent`/`received` = None) or closed with its bytes.
+    /// Counts a TCP connection's event: opened, bytes moved (as they move, so long-lived
+    /// connections show up without waiting for their close), closed.
     pub fn tcp(
         &self,
         labels: &IstioLabels,
         listener: usize,
         cluster: Option<usize>,
         peer: Peer<'_>,
-        closed: Option<(u64, u64)>,
+        event: TcpEvent,
     ) {
         let p = self.peers.borrow_mut().index(peer.identity);
         let k = key(labels.generation, listener, cluster, 0, 0, p);
         let mut t = self.tcp.borrow_mut();
         let series = t.get(k, || labels.render(listener, cluster, 0, "-", peer, true));
-        match closed {
-            None => series.opened += 1,
-            Some((sent, received)) => {
-                series.closed += 1;
-                series.sent += sent;
-                series.received += received;
-            }
+        match event {
+            TcpEvent::Opened => series.opened += 1,
+            TcpEvent::Sent(n) => series.sent += n,
+            TcpEvent::Received(n) => series.received += n,
+            TcpEvent::Closed => series.closed += 1,
         }
     }
 

@@ -136,8 +136,10 @@ fn histograms_render_cumulative_with_inf() {
 fn tcp_series_count_open_close_and_bytes() {
     let l = labels(Reporter::Destination);
     let shard = IstioShard::default();
-    shard.tcp(&l, 0, Some(0), Peer::default(), None);
-    shard.tcp(&l, 0, Some(0), Peer::default(), Some((10, 20)));
+    shard.tcp(&l, 0, Some(0), Peer::default(), TcpEvent::Opened);
+    shard.tcp(&l, 0, Some(0), Peer::default(), TcpEvent::Sent(10));
+    shard.tcp(&l, 0, Some(0), Peer::default(), TcpEvent::Received(20));
+    shard.tcp(&l, 0, Some(0), Peer::default(), TcpEvent::Closed);
     let mut a = shard.snapshot();
     a.merge(&shard.snapshot());
     let s = a.tcp.values().next().unwrap();
