@@ -30,8 +30,30 @@ pub fn upstream_bin() -> PathBuf {
     path
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (bound to :0, then released).
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound, then released).
+///
+/// Ports come from 20000..32000, below Linux's ephemeral range (32768..61000): a port the
+/// kernel hands out as the source of some outgoing connection (to an upstream, a scrape)
+/// can then never collide with a listener a test is about to bind. Each port is handed out
+/// once per test process (a counter from a per-process offset), so tests running in
+/// parallel never get the same one.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::AcqRel) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

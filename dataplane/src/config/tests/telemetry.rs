@@ -1,4 +1,4 @@
-//! The observability keys: `[telemetry]`, a listener's `reporter` and
+//! The observability keys: `[telemetry]`, `[telemetry.otlp]`, a listener's `reporter` and
 //! `[listeners.access_log]`, a cluster's `service`: values, defaults, every enum value, one
 //! failing case per rule with its message and line, unknown keys, path resolution and round
 //! trips.
@@ -22,6 +22,11 @@ version = "v1"
 principal = "spiffe://cluster.local/ns/shop/sa/cart"
 cluster_id = "Kubernetes"
 trace_context = "start"
+
+[telemetry.otlp]
+endpoint = "http://10.0.0.7:55681/otlp/v1/traces"
+service_name = "cart-proxy"
+sample_percent = 12.5
 
 [[listeners]]
 name = "inbound"
@@ -76,6 +81,11 @@ fn telemetry(body: &str) -> String {
     with_table("telemetry", body)
 }
 
+/// `MINIMAL` + `[telemetry.otlp]` on line 10 (without `[telemetry]`); `body` from line 11.
+fn otlp(body: &str) -> String {
+    with_table("telemetry.otlp", body)
+}
+
 /// `MINIMAL` + `[listeners.access_log]` on line 10 (of listener `l`); `body` from line 11.
 fn access_log(body: &str) -> String {
     with_table("listeners.access_log", body)
@@ -107,7 +117,12 @@ fn every_telemetry_key_parses_to_its_value() {
                 cluster_id: Some("Kubernetes".into()),
             },
             trace_context: TraceContext::Start,
-            otlp: None,
+            otlp: Some(OtlpConfig {
+                address: "10.0.0.7:55681".parse().unwrap(),
+                path: "/otlp/v1/traces".into(),
+                service_name: "cart-proxy".into(),
+                sample: Percent(125_000),
+            }),
         }
     );
     let [inbound, outbound, l4] = &cfg.listeners[..] else {
@@ -168,6 +183,7 @@ fn defaults_of_the_telemetry_keys() {
     assert_eq!(cfg.telemetry.workload, WorkloadConfig::default());
     assert_eq!(cfg.telemetry.workload.name, None);
     assert_eq!(cfg.telemetry.trace_context, TraceContext::Propagate);
+    assert_eq!(cfg.telemetry.otlp, None);
     assert_eq!(cfg.listeners[0].reporter, Reporter::Destination);
     assert_eq!(cfg.listeners[0].access_log, None);
     assert_eq!(cfg.clusters[0].service, None);
@@ -408,6 +424,7 @@ fn render_round_trips_every_telemetry_key() {
     let rendered = parse_ok(FULL).render_toml();
     for needle in [
         "[telemetry]\nistio_metrics = true\nworkload = \"cart-v1\"\nnamespace = \"shop\"\napp = \"cart\"\nversion = \"v1\"\nprincipal = \"spiffe://cluster.local/ns/shop/sa/cart\"\ncluster_id = \"Kubernetes\"\ntrace_context = \"start\"\n",
+        "[telemetry.otlp]\nendpoint = \"http://10.0.0.7:55681/otlp/v1/traces\"\nservice_name = \"cart-proxy\"\nsample_percent = 12.5\n",
         "reporter = \"source\"",
         "  [listeners.access_log]\n  path = \"stderr\"\n  format = \"json\"\n  sample_percent = 100\n  buffer_bytes = 65536\n",
         "  path = \"logs/outbound.log\"\n  format = \"[%START_TIME%] \\\"%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL%\\\" %RESPONSE_CODE% %DURATION%\"\n  sample_percent = 12.5\n  buffer_bytes = 1048576\n",
@@ -430,6 +447,7 @@ fn render_round_trips_every_telemetry_key() {
     assert!(!rendered.contains("access_log"), "{rendered}");
     assert!(!rendered.contains("service"), "{rendered}");
     assert!(!rendered.contains("workload"), "{rendered}");
+    assert!(!rendered.contains("otlp"), "{rendered}");
 }
 
 #[test]
@@ -512,60 +530,154 @@ fn load_resolves_the_access_log_path_against_the_config_files_directory() {
 }
 
 #[test]
-fn otlp_endpoint_forms_and_errors() {
-    use crate::config::validate::telemetry::parse_otlp_endpoint;
-    let ok = |s: &str| parse_otlp_endpoint(s).unwrap();
+fn otlp_table_minimal_form_takes_the_defaults() {
+    // `[telemetry.otlp]` without `[telemetry]`: the implicit parent is the default one.
+    let cfg = parse_ok(&otlp("endpoint = \"http://127.0.0.1:4318/v1/traces\"\n"));
     assert_eq!(
-        ok("http://127.0.0.1:4318/v1/traces"),
-        ("127.0.0.1:4318".parse().unwrap(), "/v1/traces".into())
+        cfg.telemetry,
+        TelemetryConfig {
+            otlp: Some(OtlpConfig {
+                address: "127.0.0.1:4318".parse().unwrap(),
+                path: "/v1/traces".into(),
+                service_name: "ringway".into(),
+                sample: Percent::ALL,
+            }),
+            ..TelemetryConfig::default()
+        }
     );
+    // Port and path are optional.
     assert_eq!(
-        ok("http://10.0.0.2"),
-        ("10.0.0.2:4318".parse().unwrap(), "/v1/traces".into())
+        parse_ok(&otlp("endpoint = \"http://10.1.2.3\"\n")).telemetry.otlp,
+        Some(OtlpConfig {
+            address: "10.1.2.3:4318".parse().unwrap(),
+            path: "/v1/traces".into(),
+            service_name: "ringway".into(),
+            sample: Percent::ALL,
+        })
     );
-    assert_eq!(
-        ok("http://[::1]:9000/otlp"),
-        ("[::1]:9000".parse().unwrap(), "/otlp".into())
-    );
-    for bad in [
-        "https://127.0.0.1:4318/v1/traces",
-        "http://collector:4318/v1/traces",
-        "http://127.0.0.1:0/",
-        "http://127.0.0.1:99999/",
-        "http://127.0.0.1/v1/traces?x=1",
-        "127.0.0.1:4318",
-        "http://",
-        "http://[::1/v1",
+    // Next to the other `[telemetry]` keys, and in the other TOML spellings.
+    let beside = parse_ok(&telemetry(
+        "trace_context = \"start\"\n\n[telemetry.otlp]\nendpoint = \"http://127.0.0.1:4318/v1/traces\"\n",
+    ));
+    assert_eq!(beside.telemetry.trace_context, TraceContext::Start);
+    assert_eq!(beside.telemetry.otlp, cfg.telemetry.otlp);
+    for text in [
+        format!("telemetry.otlp.endpoint = \"http://127.0.0.1:4318\"\n{MINIMAL}"),
+        format!("telemetry.otlp = {{ endpoint = \"http://127.0.0.1\" }}\n{MINIMAL}"),
+        telemetry("otlp.endpoint = \"http://127.0.0.1:4318/v1/traces\"\n"),
+        telemetry("otlp = { endpoint = \"http://127.0.0.1/v1/traces\", sample_percent = 100 }\n"),
     ] {
-        assert!(parse_otlp_endpoint(bad).is_err(), "{bad}");
+        assert_eq!(parse_ok(&text).telemetry.otlp, cfg.telemetry.otlp, "{text}");
+        assert_round_trip(&text);
     }
 }
 
 #[test]
-fn otlp_table_parses_defaults_and_round_trips() {
-    let base = "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:8080\"\ncluster = \"c\"\n[[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:9000\"]\n";
-    let cfg = crate::config::parse(&format!(
-        "[telemetry.otlp]\nendpoint = \"http://127.0.0.1:4318\"\n{base}"
-    ))
-    .unwrap();
-    let o = cfg.telemetry.otlp.clone().unwrap();
-    assert_eq!(
-        (o.service_name.as_str(), o.path.as_str(), o.sample),
-        ("ringway", "/v1/traces", Percent::ALL)
-    );
-    let again = crate::config::parse(&cfg.render_toml()).unwrap();
-    assert_eq!(again.telemetry.otlp, cfg.telemetry.otlp);
-    assert!(crate::config::parse(base).unwrap().telemetry.otlp.is_none());
-    for bad in [
-        "[telemetry.otlp]\nendpoint = \"http://collector:4318\"\n",
-        "[telemetry.otlp]\nendpoint = \"http://127.0.0.1\"\nservice_name = \"\"\n",
-        "[telemetry.otlp]\nendpoint = \"http://127.0.0.1\"\nsample_percent = 101\n",
-        "[telemetry.otlp]\nendpoint = \"http://127.0.0.1\"\nheaders = 1\n",
-        "[telemetry.otlp]\nservice_name = \"x\"\n",
+fn otlp_endpoint_forms() {
+    use crate::config::validate::telemetry::parse_otlp_endpoint;
+    for (endpoint, address, path) in [
+        ("http://127.0.0.1:4318/v1/traces", "127.0.0.1:4318", "/v1/traces"),
+        ("http://10.0.0.2", "10.0.0.2:4318", "/v1/traces"),
+        ("http://10.0.0.2:9000", "10.0.0.2:9000", "/v1/traces"),
+        ("http://10.0.0.2/", "10.0.0.2:4318", "/"),
+        ("http://10.0.0.2:65535/a/b-c_d.e~f%20", "10.0.0.2:65535", "/a/b-c_d.e~f%20"),
+        ("http://[::1]:4318/v1/traces", "[::1]:4318", "/v1/traces"),
+        ("http://[::1]", "[::1]:4318", "/v1/traces"),
+        ("http://[2001:db8::7]:9000/otlp", "[2001:db8::7]:9000", "/otlp"),
+        ("http://[::ffff:10.0.0.1]:1/x", "[::ffff:10.0.0.1]:1", "/x"),
     ] {
-        assert!(
-            crate::config::parse(&format!("{bad}{base}")).is_err(),
-            "{bad}"
+        assert_eq!(
+            parse_otlp_endpoint(endpoint),
+            Ok((address.parse().unwrap(), path.to_string())),
+            "{endpoint}"
         );
+        let cfg = parse_ok(&otlp(&format!("endpoint = \"{endpoint}\"\n")));
+        let o = cfg.telemetry.otlp.clone().unwrap();
+        assert_eq!(
+            (o.address, o.path.as_str()),
+            (address.parse().unwrap(), path),
+            "{endpoint}"
+        );
+        // Rendered as `http://ADDR/PATH`, IPv6 in brackets, every key written.
+        let rendered = cfg.render_toml();
+        let want = format!(
+            "[telemetry.otlp]\nendpoint = \"http://{address}{path}\"\nservice_name = \"ringway\"\nsample_percent = 100\n"
+        );
+        assert!(rendered.contains(&want), "{want} missing in\n{rendered}");
+        assert_round_trip(&otlp(&format!("endpoint = \"{endpoint}\"\n")));
     }
+}
+
+#[test]
+fn otlp_rules() {
+    let e = |endpoint: &str| otlp(&format!("endpoint = \"{endpoint}\"\n"));
+    check_all(&[
+        (e("https://127.0.0.1:4318/v1/traces"), 11, "telemetry.otlp.endpoint: https is not supported (OTLP/HTTP over plaintext to a local collector)"),
+        (e("HTTPS://127.0.0.1"), 11, "https is not supported"),
+        (e("http://collector:4318/v1/traces"), 11, "telemetry.otlp.endpoint: host must be an IP address, got \"collector\""),
+        (e("http://otel-collector.observability.svc:4318"), 11, "host must be an IP address"),
+        (e("http://localhost/v1/traces"), 11, "host must be an IP address, got \"localhost\""),
+        (e("http://[1.2.3.4]:4318"), 11, "[1.2.3.4]: host must be an IP address (an IPv6 address in brackets)"),
+        (e("http://::1:4318/v1/traces"), 11, "\"::1:4318\": an IPv6 host must be in brackets"),
+        (e("http://[::1:4318/v1/traces"), 11, "has an unclosed '[' in the host"),
+        (e("http://127.0.0.1:0/v1/traces"), 11, "telemetry.otlp.endpoint: bad port \"0\"; expected 1 to 65535"),
+        (e("http://127.0.0.1:65536"), 11, "bad port \"65536\""),
+        (e("http://127.0.0.1:http"), 11, "bad port \"http\""),
+        (e("http://127.0.0.1:+80"), 11, "bad port \"+80\""),
+        (e("http://127.0.0.1:/v1/traces"), 11, "bad port \"\""),
+        // A path must start with '/': what follows the host otherwise is not a port.
+        (e("http://127.0.0.1:4318v1/traces"), 11, "bad port \"4318v1\""),
+        (e("http://[::1]v1/traces"), 11, "\"v1\" after the host; expected \":PORT\" or a path starting with '/'"),
+        (e("http://127.0.0.1:4318/v1/traces?tenant=a"), 11, "telemetry.otlp.endpoint: \"http://127.0.0.1:4318/v1/traces?tenant=a\" has a query"),
+        (e("http://127.0.0.1?tenant=a"), 11, "has a query"),
+        (e("http://127.0.0.1/v1/traces#x"), 11, "has a '#'"),
+        (e("http://127.0.0.1/v1 traces"), 11, "the path \"/v1 traces\" has ' '; it must be visible ASCII without spaces"),
+        (e("http://127.0.0.1/v1/tr\\u00e9ces"), 11, "it must be visible ASCII"),
+        (e("http://127.0.0.1/v1\\ttraces"), 11, "it must be visible ASCII"),
+        (e(""), 11, "telemetry.otlp.endpoint: must not be empty (e.g. \"http://127.0.0.1:4318/v1/traces\")"),
+        (e("http://"), 11, "\"http://\" has no host"),
+        (e("http://:4318/v1/traces"), 11, "has no host"),
+        (e("http:///v1/traces"), 11, "has no host"),
+        (e("http://user@127.0.0.1"), 11, "has user information"),
+        (e("127.0.0.1:4318"), 11, "\"127.0.0.1:4318\" is not an http:// URL"),
+        (e("grpc://127.0.0.1:4317"), 11, "is not an http:// URL"),
+        (e(" http://127.0.0.1"), 11, "is not an http:// URL"),
+        (otlp("endpoint = 4318\n"), 11, "invalid type"),
+        (otlp("service_name = \"x\"\n"), 10, "missing field `endpoint`"),
+        (otlp("endpoint = \"http://127.0.0.1\"\nservice_name = \"\"\n"), 12, "telemetry.otlp.service_name: must not be empty (leave the key out for \"ringway\")"),
+        (otlp("endpoint = \"http://127.0.0.1\"\nservice_name = \"a\\nb\"\n"), 12, "telemetry.otlp.service_name: \"a\\nb\" contains a control character"),
+        (otlp("endpoint = \"http://127.0.0.1\"\nservice_name = 1\n"), 12, "invalid type"),
+        (otlp("endpoint = \"http://127.0.0.1\"\nsample_percent = 101\n"), 12, "telemetry.otlp.sample_percent: must be between 0 and 100, got 101"),
+        (otlp("endpoint = \"http://127.0.0.1\"\nsample_percent = -0.5\n"), 12, "telemetry.otlp.sample_percent: must be between 0 and 100, got -0.5"),
+        (otlp("endpoint = \"http://127.0.0.1\"\nsample_percent = \"50\"\n"), 12, "a percentage"),
+    ]);
+    for (text, want) in [
+        ("0", Percent(0)),
+        ("100", Percent::ALL),
+        ("0.5", Percent(5_000)),
+    ] {
+        let t = otlp(&format!(
+            "endpoint = \"http://127.0.0.1\"\nsample_percent = {text}\n"
+        ));
+        assert_eq!(parse_ok(&t).telemetry.otlp.unwrap().sample, want, "{text}");
+        assert_round_trip(&t);
+    }
+}
+
+#[test]
+fn unknown_keys_in_the_otlp_table_are_errors_with_their_line() {
+    check_all(&[
+        (otlp("endpoint = \"http://127.0.0.1\"\nheaders = { x = \"1\" }\n"), 12, "telemetry.otlp: unknown key `headers`, expected one of `endpoint`, `service_name`, `sample_percent`"),
+        (otlp("endpoint = \"http://127.0.0.1\"\nprotocol = \"grpc\"\n"), 12, "telemetry.otlp: unknown key `protocol`"),
+        (telemetry("otlp = { endpoint = \"http://127.0.0.1\", timeout = \"1s\" }\n"), 11, "telemetry.otlp: unknown key `timeout`"),
+        (telemetry("tracing.otlp = 1\n"), 11, "telemetry: unknown key `tracing`"),
+    ]);
+}
+
+#[test]
+fn every_otlp_problem_is_reported_at_once() {
+    let text = otlp("endpoint = \"https://127.0.0.1\"\nservice_name = \"\"\nsample_percent = 101\n");
+    let errors = errors_of(&text);
+    let got: Vec<Option<usize>> = errors.iter().map(|e| e.line).collect();
+    assert_eq!(got, [Some(11), Some(12), Some(13)], "{errors:?}");
 }

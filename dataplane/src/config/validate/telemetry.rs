@@ -1,12 +1,14 @@
 //! Validation of the observability keys: `[telemetry]` (Istio standard metrics, workload
-//! labels, trace context), a listener's `reporter` and `[listeners.access_log]`, and a
+//! labels, trace context), `[telemetry.otlp]` (span export), a listener's `reporter` and `[listeners.access_log]`, and a
 //! cluster's `service`.
 //!
 //! Invariants of the output: every label value (`workload`, `namespace`, `app`, `version`,
 //! `principal`, `cluster_id`, `service`) is non-empty and free of control characters (they
 //! become Prometheus label values); an access-log file path is non-empty, names no directory
 //! and is kept as written (made absolute by `Config::resolve_paths`; no file is opened here);
-//! a text format compiles (`telemetry::access_log::Format::compile`).
+//! a text format compiles (`telemetry::access_log::Format::compile`); an OTLP endpoint is an
+//! IP socket address (no name to resolve) with a path that starts with '/' and is visible ASCII
+//! without a query or fragment, and its `service_name` is non-empty without control characters.
 
 use std::path::PathBuf;
 
@@ -43,74 +45,129 @@ pub(super) fn telemetry(c: &mut Checker, raw: Option<&RawTelemetry>) -> Telemetr
 
 /// Default OTLP/HTTP port.
 pub const OTLP_PORT: u16 = 4318;
+/// Default OTLP/HTTP traces path.
+pub const OTLP_PATH: &str = "/v1/traces";
+/// Default `service_name`.
+pub const OTLP_SERVICE_NAME: &str = "ringway";
 
-/// `[telemetry.otlp]` at `path`.
+/// `[telemetry.otlp]` at `path`; every problem of the table is reported, `None` if any.
 fn otlp(c: &mut Checker, o: &RawOtlp, path: &str) -> Option<OtlpConfig> {
-    let service_name = match &o.service_name {
-        None => "ringway".to_string(),
-        some => label(c, some, &format!("{path}.service_name")).unwrap_or_default(),
-    };
-    let sample = c.percent(&o.sample_percent, path, "sample_percent", Percent::ALL);
-    match parse_otlp_endpoint(o.endpoint.get_ref()) {
-        Ok((address, otlp_path)) => Some(OtlpConfig {
-            address,
-            path: otlp_path,
-            service_name,
-            sample,
-        }),
+    let endpoint = match parse_otlp_endpoint(o.endpoint.get_ref()) {
+        Ok(e) => Some(e),
         Err(e) => {
             c.error(o.endpoint.span(), &format!("{path}.endpoint"), e);
             None
         }
-    }
+    };
+    let service_name = match &o.service_name {
+        None => OTLP_SERVICE_NAME.to_string(),
+        Some(v) => {
+            let s = v.get_ref();
+            let key = format!("{path}.service_name");
+            if s.is_empty() {
+                c.error(
+                    v.span(),
+                    &key,
+                    format!("must not be empty (leave the key out for {OTLP_SERVICE_NAME:?})"),
+                );
+            } else if s.chars().any(char::is_control) {
+                c.error(
+                    v.span(),
+                    &key,
+                    format!("{s:?} contains a control character"),
+                );
+            }
+            s.clone()
+        }
+    };
+    let sample = c.percent(&o.sample_percent, path, "sample_percent", Percent::ALL);
+    let (address, otlp_path) = endpoint?;
+    Some(OtlpConfig {
+        address,
+        path: otlp_path,
+        service_name,
+        sample,
+    })
 }
 
-/// `http://IP[:PORT][/PATH]` → (address, path). See docs/configuration.md.
+/// `endpoint` of `[telemetry.otlp]`: `http://HOST[:PORT][/PATH]` → (address, path), where HOST
+/// is an IPv4 literal or a bracketed IPv6 literal, PORT defaults to [`OTLP_PORT`] and PATH
+/// (visible ASCII, no query or fragment) to [`OTLP_PATH`]. The error names the problem.
 pub fn parse_otlp_endpoint(s: &str) -> Result<(std::net::SocketAddr, String), String> {
-    if s.starts_with("https://") {
+    const EXAMPLE: &str = "e.g. \"http://127.0.0.1:4318/v1/traces\"";
+    if s.is_empty() {
+        return Err(format!("must not be empty ({EXAMPLE})"));
+    }
+    if s.get(..8)
+        .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+    {
         return Err(
-            "https is not supported (OTLP/HTTP in plaintext to a local collector or agent)".into(),
+            "https is not supported (OTLP/HTTP over plaintext to a local collector)".into(),
         );
     }
     let Some(rest) = s.strip_prefix("http://") else {
+        return Err(format!("{s:?} is not an http:// URL ({EXAMPLE})"));
+    };
+    let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    if tail.contains('?') {
+        return Err(format!("{s:?} has a query; the path must not have one"));
+    }
+    if tail.contains('#') {
+        return Err(format!("{s:?} has a '#'; the path must not have one"));
+    }
+    if let Some(c) = tail.chars().find(|c| !c.is_ascii_graphic()) {
         return Err(format!(
-            "{s:?} is not an http:// URL (e.g. \"http://127.0.0.1:4318/v1/traces\")"
+            "the path {tail:?} has {c:?}; it must be visible ASCII without spaces"
         ));
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/v1/traces"),
-    };
-    if path.contains('?') || path.contains('#') {
-        return Err("the path must not have a query or fragment".into());
     }
-    if !path.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err("the path must be visible ASCII without spaces".into());
+    let path = if tail.is_empty() { OTLP_PATH } else { tail };
+    if authority.is_empty() {
+        return Err(format!("{s:?} has no host ({EXAMPLE})"));
     }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let Some((h, after)) = v6.split_once(']') else {
-            return Err("unclosed '[' in the host".into());
+    if authority.contains('@') {
+        return Err(format!("{s:?} has user information; it is not supported"));
+    }
+    let (ip, port): (std::net::IpAddr, Option<&str>) = if let Some(bracketed) =
+        authority.strip_prefix('[')
+    {
+        let Some((host, after)) = bracketed.split_once(']') else {
+            return Err(format!("{s:?} has an unclosed '[' in the host"));
         };
-        (h, after.strip_prefix(':'))
+        let port = match after {
+            "" => None,
+            _ => Some(after.strip_prefix(':').ok_or_else(|| {
+                format!("{after:?} after the host; expected \":PORT\" or a path starting with '/'")
+            })?),
+        };
+        let ip = host.parse::<std::net::Ipv6Addr>().map_err(|_| {
+            format!("[{host}]: host must be an IP address (an IPv6 address in brackets)")
+        })?;
+        (ip.into(), port)
     } else {
-        match authority.rsplit_once(':') {
+        if authority.matches(':').count() > 1 {
+            return Err(format!(
+                    "{authority:?}: an IPv6 host must be in brackets (e.g. \"http://[::1]:4318/v1/traces\")"
+                ));
+        }
+        let (host, port) = match authority.split_once(':') {
             Some((h, p)) => (h, Some(p)),
             None => (authority, None),
+        };
+        if host.is_empty() {
+            return Err(format!("{s:?} has no host ({EXAMPLE})"));
         }
+        let ip = host.parse::<std::net::Ipv4Addr>().map_err(|_| {
+            format!("host must be an IP address, got {host:?} (the exporter does no DNS lookups)")
+        })?;
+        (ip.into(), port)
     };
-    if host.is_empty() {
-        return Err("the URL has no host".into());
-    }
-    let ip: std::net::IpAddr = host.parse().map_err(|_| {
-        format!("host {host:?} must be an IP address (no DNS lookups on this path)")
-    })?;
     let port = match port {
         None => OTLP_PORT,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
+        Some(p) => Some(p)
+            .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse::<u16>().ok())
             .filter(|&p| p > 0)
-            .ok_or_else(|| format!("bad port {p:?}"))?,
+            .ok_or_else(|| format!("bad port {p:?}; expected 1 to 65535"))?,
     };
     Ok((std::net::SocketAddr::new(ip, port), path.to_string()))
 }
