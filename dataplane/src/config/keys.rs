@@ -313,6 +313,8 @@ mod tests {
             "max_ejection_percent",
             "[telemetry]",
             "trace_context",
+            "[telemetry.otlp]",
+            "service_name",
             "reporter",
             "[listeners.access_log]",
             "sample_percent",

@@ -12,8 +12,10 @@
 //! The security tables (`[listeners.tls]`, `[clusters.tls]`, `[[listeners.sni_routes]]`,
 //! `[[listeners.authz]]`, `[[listeners.routes.authz]]`) follow the same rules; `from` and `to`
 //! of an authorization rule are never `Spanned` (they may be written as dotted keys).
-//! The observability keys (`[telemetry]`, `reporter`, `[listeners.access_log]`, `service`)
-//! likewise: neither table is `Spanned` (`telemetry.istio_metrics = true` is a dotted key).
+//! The observability keys (`[telemetry]`, `[telemetry.otlp]`, `reporter`,
+//! `[listeners.access_log]`, `service`) likewise: no such table is `Spanned`
+//! (`telemetry.istio_metrics = true` is a dotted key; `[telemetry.otlp]` alone makes
+//! `[telemetry]` implicit).
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -547,7 +547,9 @@ fn otlp_table_minimal_form_takes_the_defaults() {
     );
     // Port and path are optional.
     assert_eq!(
-        parse_ok(&otlp("endpoint = \"http://10.1.2.3\"\n")).telemetry.otlp,
+        parse_ok(&otlp("endpoint = \"http://10.1.2.3\"\n"))
+            .telemetry
+            .otlp,
         Some(OtlpConfig {
             address: "10.1.2.3:4318".parse().unwrap(),
             path: "/v1/traces".into(),
@@ -576,14 +578,26 @@ fn otlp_table_minimal_form_takes_the_defaults() {
 fn otlp_endpoint_forms() {
     use crate::config::validate::telemetry::parse_otlp_endpoint;
     for (endpoint, address, path) in [
-        ("http://127.0.0.1:4318/v1/traces", "127.0.0.1:4318", "/v1/traces"),
+        (
+            "http://127.0.0.1:4318/v1/traces",
+            "127.0.0.1:4318",
+            "/v1/traces",
+        ),
         ("http://10.0.0.2", "10.0.0.2:4318", "/v1/traces"),
         ("http://10.0.0.2:9000", "10.0.0.2:9000", "/v1/traces"),
         ("http://10.0.0.2/", "10.0.0.2:4318", "/"),
-        ("http://10.0.0.2:65535/a/b-c_d.e~f%20", "10.0.0.2:65535", "/a/b-c_d.e~f%20"),
+        (
+            "http://10.0.0.2:65535/a/b-c_d.e~f%20",
+            "10.0.0.2:65535",
+            "/a/b-c_d.e~f%20",
+        ),
         ("http://[::1]:4318/v1/traces", "[::1]:4318", "/v1/traces"),
         ("http://[::1]", "[::1]:4318", "/v1/traces"),
-        ("http://[2001:db8::7]:9000/otlp", "[2001:db8::7]:9000", "/otlp"),
+        (
+            "http://[2001:db8::7]:9000/otlp",
+            "[2001:db8::7]:9000",
+            "/otlp",
+        ),
         ("http://[::ffff:10.0.0.1]:1/x", "[::ffff:10.0.0.1]:1", "/x"),
     ] {
         assert_eq!(
@@ -676,7 +690,8 @@ fn unknown_keys_in_the_otlp_table_are_errors_with_their_line() {
 
 #[test]
 fn every_otlp_problem_is_reported_at_once() {
-    let text = otlp("endpoint = \"https://127.0.0.1\"\nservice_name = \"\"\nsample_percent = 101\n");
+    let text =
+        otlp("endpoint = \"https://127.0.0.1\"\nservice_name = \"\"\nsample_percent = 101\n");
     let errors = errors_of(&text);
     let got: Vec<Option<usize>> = errors.iter().map(|e| e.line).collect();
     assert_eq!(got, [Some(11), Some(12), Some(13)], "{errors:?}");
