@@ -96,6 +96,14 @@ impl Drop for Inherited {
     }
 }
 
+/// Closes descriptors received over SCM_RIGHTS that will not be used.
+fn close_all(fds: Vec<RawFd>) {
+    for fd in fds {
+        // SAFETY: received descriptors are ours alone, closed once (moved in).
+        unsafe { libc::close(fd) };
+    }
+}
+
 /// The successor's side, between receiving the sockets and telling the predecessor it serves.
 pub struct Takeover {
     stream: BufReader<UnixStream>,
@@ -130,38 +138,34 @@ pub fn take_over(path: &Path) -> Result<Takeover, HandoverError> {
         }
         (msg.bytes, fds)
     };
-    let mut inherited = Inherited::default();
-    let text =
-        std::str::from_utf8(&buf[..n]).map_err(|e| HandoverError::Protocol(e.to_string()))?;
+    let Ok(text) = std::str::from_utf8(&buf[..n]) else {
+        close_all(fds);
+        return Err(HandoverError::Protocol(
+            "the description is not UTF-8".into(),
+        ));
+    };
     if let Some(reason) = text.strip_prefix("BUSY ") {
-        for fd in fds {
-            // SAFETY: received descriptors are ours alone.
-            unsafe { libc::close(fd) };
-        }
+        close_all(fds);
         return Err(HandoverError::Refused(reason.trim().to_string()));
     }
     let desc: Description = match serde_json::from_str(text) {
         Ok(d) => d,
         Err(e) => {
-            for fd in fds {
-                // SAFETY: received descriptors are ours alone.
-                unsafe { libc::close(fd) };
-            }
+            close_all(fds);
             return Err(HandoverError::Protocol(format!("bad description: {e}")));
         }
     };
     if desc.sockets.len() != fds.len() {
-        for fd in fds {
-            // SAFETY: received descriptors are ours alone.
-            unsafe { libc::close(fd) };
-        }
+        let received = fds.len();
+        close_all(fds);
         return Err(HandoverError::Protocol(format!(
-            "{} sockets described, {} received",
-            desc.sockets.len(),
-            n
+            "{} sockets described, {received} received",
+            desc.sockets.len()
         )));
     }
-    inherited.sockets = desc.sockets.into_iter().zip(fds).collect();
+    let inherited = Inherited {
+        sockets: desc.sockets.into_iter().zip(fds).collect(),
+    };
     Ok(Takeover {
         stream: BufReader::new(stream),
         inherited,
