@@ -255,10 +255,7 @@ fn log_connection(w: &Worker, view: &View, info: &ConnInfo, c: &TcpClosed<'_>) {
     let Some(Some(log)) = view.access_logs.get(c.listener) else {
         return;
     };
-    let ppm = log.sample.0;
-    if ppm < crate::config::Percent::MILLION
-        && w.rng.borrow_mut().below(1_000_000) >= u64::from(ppm)
-    {
+    if !crate::policy::sample::hit(log.sample, &mut w.rng.borrow_mut()) {
         return;
     }
     let Some(core) = w.core_log() else { return };

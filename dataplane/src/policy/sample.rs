@@ -1,5 +1,5 @@
 //! [`hit`]: a Bernoulli draw against a [`Percent`] (parts per million), the one random
-//! decision behind mirroring and fault injection.
+//! decision behind mirroring, fault injection and access-log and span sampling.
 //!
 //! Invariants: `Percent(0)` never hits and never draws; `Percent::ALL` (or more) always hits
 //! and never draws, so a 0%/100% policy does not disturb the generator's stream.

@@ -40,7 +40,7 @@ pub fn begin(w: &Worker, view: &View, listener: usize, ds: &mut Downstream) {
     );
     ds.req.span.active = false;
     if let (Some(o), Some(t)) = (otlp, &ds.req.trace) {
-        if t.sampled && sampled(w, o.sample.0) {
+        if t.sampled && sampled(w, o.sample) {
             ds.req
                 .span
                 .take(&SPAN_FIELDS[..], &ds.head, ds.inb.bytes(), &[]);
@@ -48,7 +48,7 @@ pub fn begin(w: &Worker, view: &View, listener: usize, ds: &mut Downstream) {
     }
     ds.req.capture.active = false;
     if let Some(log) = log {
-        if sampled(w, log.sample.0) {
+        if sampled(w, log.sample) {
             let buf = ds.inb.bytes();
             let id = match ds.head.request_id {
                 Some(s) => s.get(buf),
@@ -66,7 +66,7 @@ pub fn begin_unparsed(w: &Worker, view: &View, listener: usize, ds: &mut Downstr
     ds.req.span.active = false;
     ds.req.capture.active = false;
     if let Some(Some(log)) = view.access_logs.get(listener) {
-        if sampled(w, log.sample.0) {
+        if sampled(w, log.sample) {
             ds.req.capture.take(&[], &ds.head, &[], &[]);
         }
     }
@@ -76,8 +76,8 @@ pub fn begin_unparsed(w: &Worker, view: &View, listener: usize, ds: &mut Downstr
 static SPAN_FIELDS: std::sync::LazyLock<[String; 3]> =
     std::sync::LazyLock::new(|| [":method".into(), ":path".into(), ":authority".into()]);
 
-fn sampled(w: &Worker, ppm: u32) -> bool {
-    ppm >= crate::config::Percent::MILLION || w.rng.borrow_mut().below(1_000_000) < u64::from(ppm)
+fn sampled(w: &Worker, p: crate::config::Percent) -> bool {
+    crate::policy::sample::hit(p, &mut w.rng.borrow_mut())
 }
 
 /// What one request came to.
@@ -163,18 +163,22 @@ pub fn record(w: &Worker, listener: usize, ds: &Downstream, o: &RequestOutcome) 
         };
         w.metrics.istio.request(labels, &sample);
     }
-    if ds.req.span.active {
-        export_span(w, &view, listener, ds, o, duration_us);
-    }
-    let (Some(log), true) = (log, ds.req.capture.active) else {
+    let logged = log.filter(|_| ds.req.capture.active);
+    if !ds.req.span.active && logged.is_none() {
         return;
-    };
+    }
+    // One wall-clock read serves the span and the log line.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    if ds.req.span.active {
+        export_span(w, &view, listener, ds, o, duration_us, now);
+    }
+    let Some(log) = logged else { return };
     let Some(core) = w.core_log() else { return };
     let mut values: [&[u8]; MAX_CAPTURED] = [&[]; MAX_CAPTURED];
     let n = ds.req.capture.values(&mut values);
-    let now_us = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, duration_to_us);
+    let now_us = duration_to_us(now);
     let entry = Entry {
         start_unix_us: now_us.saturating_sub(duration_us),
         protocol: if ds.head.version_minor == 0 {
@@ -216,15 +220,14 @@ fn export_span(
     ds: &Downstream,
     o: &RequestOutcome,
     duration_us: u64,
+    now: Duration,
 ) {
     let (Some(t), Some(core)) = (&ds.req.trace, w.core_spans()) else {
         return;
     };
     let mut values: [&[u8]; MAX_CAPTURED] = [&[]; MAX_CAPTURED];
     ds.req.span.values(&mut values);
-    let end = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let end = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
     let fields = SpanFields {
         trace_id: &t.trace_id,
         span_id: &t.span_id,

@@ -620,10 +620,10 @@ impl IstioSnapshot {
                 out,
                 "istio_request_duration_milliseconds",
                 "histogram",
-                "Request duration, first request byte to last response byte.",
+                "Request duration, complete request head to the end of the response.",
             );
+            let le: Vec<String> = DURATION_BUCKETS_MS.iter().map(|b| format!("{b}")).collect();
             for (l, s) in &self.http {
-                let le: Vec<String> = DURATION_BUCKETS_MS.iter().map(|b| format!("{b}")).collect();
                 histogram(
                     out,
                     "istio_request_duration_milliseconds",
